@@ -1,0 +1,15 @@
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+application = get_asgi_application()
+
+from django.conf import settings  # noqa: E402  (settings are ready only after the app is built)
+
+if settings.MODELGATE_SERVE_STATIC:
+    # The embedded default has no front-end server: serve /static/ from the ASGI app.
+    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+    application = ASGIStaticFilesHandler(application)

@@ -1,0 +1,119 @@
+"""Shared fixtures.
+
+Tests marked ``postgres`` or ``redis`` need those services. Without them they are
+skipped with the reason shown in the summary; with MODELGATE_REQUIRE_SERVICES=1 (CI)
+a missing service fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.test import APIClient
+
+REQUIRE_SERVICES = os.environ.get("MODELGATE_REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} — required in CI (MODELGATE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_available() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        _missing("needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/test")
+    if item.get_closest_marker("redis") and not redis_available():
+        _missing("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/11")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    from accounts.services import user_create
+
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, password: str = "correct-horse-battery") -> object:
+        return user_create(email=email or f"user{next(counter)}@example.com", password=password)
+
+    return make
+
+
+@pytest.fixture
+def make_org(make_user):
+    """An organization with an owner; returns the owner's membership."""
+    from accounts.models import Membership
+    from accounts.services import organization_create
+
+    def make(name: str = "Acme", owner=None) -> Membership:
+        owner = owner or make_user()
+        org = organization_create(owner=owner, name=name)
+        return Membership.objects.select_related("organization", "user").get(organization=org, user=owner)
+
+    return make
+
+
+@pytest.fixture
+def add_member(make_user):
+    from accounts.models import Membership
+
+    def add(org, role: str, user=None) -> Membership:
+        user = user or make_user()
+        return Membership.objects.create(organization=org, user=user, role=role)
+
+    return add
+
+
+@pytest.fixture
+def session_client():
+    """An APIClient logged in as ``membership.user`` with that organization current."""
+
+    def make(membership) -> APIClient:
+        client = APIClient()
+        client.force_login(membership.user)
+        session = client.session
+        session["organization_id"] = membership.organization_id
+        session.save()
+        return client
+
+    return make
+
+
+@pytest.fixture
+def key_client():
+    """An APIClient authenticating with a fresh API key of ``membership``'s organization."""
+    from accounts.services import api_key_create
+
+    def make(membership, header: str = "bearer") -> APIClient:
+        _key, secret = api_key_create(actor=membership, name="test")
+        client = APIClient()
+        if header == "bearer":
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        else:
+            client.credentials(HTTP_X_API_KEY=secret)
+        return client
+
+    return make
