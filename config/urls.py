@@ -6,6 +6,9 @@ from accounts import views as account_views
 
 api_patterns = [
     path("", include("accounts.urls_api")),
+    path("", include("billing.urls_api")),
+    path("", include("models_catalog.urls_api")),
+    path("", include("inference.urls_api")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -19,4 +22,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("", include("billing.urls")),
+    path("", include("models_catalog.urls")),
+    path("", include("inference.urls")),
 ]
