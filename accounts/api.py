@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.errors import PermissionDenied
 from config.pagination import paginated_response
 
 from . import selectors, services
 from .api_context import HasOrgPermission, api_context
-from .current import current_membership_set
+from .authentication import ApiKeyUser
+from .current import current_membership, current_membership_set
 from .models import Role
 from .permissions import Perm
 
 
 class SessionOnly(IsAuthenticated):
-    """Endpoints about people (members, invitations, switching) need a signed-in user."""
+    """Endpoints about people (members, invitations, switching) need a signed-in user, not a key."""
 
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
-        api_context(request).require_membership()
+        if isinstance(request.user, ApiKeyUser):
+            raise PermissionDenied(_("This endpoint needs a signed-in user, not an API key."))
         return True
 
 
@@ -88,7 +92,8 @@ class OrganizationListApi(APIView):
 
     @extend_schema(responses=OutputSerializer(many=True), operation_id="organizations_list")
     def get(self, request):
-        current = api_context(request).org
+        membership = current_membership(request)
+        current = membership.organization if membership else None
         memberships = request.user.memberships.select_related("organization").order_by("organization__name")
         rows = [
             {
@@ -97,7 +102,7 @@ class OrganizationListApi(APIView):
                     for f in ("id", "name", "slug", "pricing_plan", "created_at")
                 },
                 "role": m.role,
-                "current": m.organization_id == current.id,
+                "current": current is not None and m.organization_id == current.id,
             }
             for m in memberships
         ]
@@ -180,8 +185,8 @@ class ApiKeyListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         key, secret = services.api_key_create(actor=ctx.require_membership(), **data.validated_data)
-        out = self.CreatedSerializer(key).data | {"secret": secret}
-        return Response(out, status=status.HTTP_201_CREATED)
+        key.secret = secret  # shown once, never stored
+        return Response(self.CreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyDetailApi(APIView):

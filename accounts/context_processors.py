@@ -8,5 +8,5 @@ def organization(request):
         return {"current_membership": None, "user_organizations": []}
     return {
         "current_membership": membership,
-        "user_organizations": organizations_for_user(user=request.user),
+        "user_organizations": organizations_for_user(user=membership.user),
     }

@@ -37,4 +37,7 @@ def current_membership(request) -> Membership | None:
 
 def current_membership_set(request, membership: Membership) -> None:
     request.session[SESSION_KEY] = membership.organization_id
-    request._current_membership = membership
+    if getattr(request, "user", None) == membership.user:
+        request._current_membership = membership
+    else:  # e.g. at signup, before the new user is logged in
+        request.__dict__.pop("_current_membership", None)

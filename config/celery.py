@@ -7,3 +7,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 app = Celery("modelgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.task(name="modelgate.ping")
+def ping() -> str:
+    """A no-op task: health checks and the broker benchmark use it to see a worker answer."""
+    return "pong"

@@ -166,7 +166,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -186,13 +186,15 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 _celery_dir = DATA_DIR / "celery"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("in", "processed"):
+    for sub in ("in", "processed", "control"):
         (_celery_dir / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_celery_dir / "in"),
         "data_folder_out": str(_celery_dir / "in"),
         "processed_folder": str(_celery_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_celery_dir / "control"),
+        "polling_interval": 0.1,
     }
 CELERY_RESULT_BACKEND = env(
     "CELERY_RESULT_BACKEND",
@@ -224,3 +226,33 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- billing ---
+# Stripe: without STRIPE_SECRET_KEY the top-up page says so and points to redemption codes.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Another API base (a Stripe emulator such as localstripe); empty = https://api.stripe.com.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Stripe Checkout payment method types, e.g. card,alipay,wechat_pay.
+STRIPE_CHECKOUT_PAYMENT_METHODS = env.list("STRIPE_CHECKOUT_PAYMENT_METHODS", default=["card"])
+# Amounts in USD as decimal strings (never float).
+SIGNUP_CREDIT_USD = env("SIGNUP_CREDIT_USD", default="0.10")
+TOPUP_MIN_USD = env("TOPUP_MIN_USD", default="5")
+TOPUP_MAX_USD = env("TOPUP_MAX_USD", default="2000")
+TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["10", "25", "50", "100", "500"])
+# Default lifetime of a hold; the expiry task gives stale holds back.
+BILLING_HOLD_TTL_SECONDS = env.int("BILLING_HOLD_TTL_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "billing-expire-holds": {"task": "billing.tasks.holds_expire_task", "schedule": 60.0},
+        "billing-retry-stripe-events": {"task": "billing.tasks.stripe_events_retry_task", "schedule": 300.0},
+        "billing-audit": {"task": "billing.tasks.billing_audit_task", "schedule": 3600.0},
+    }
+)
+
+# --- catalogue ------------------------------------------------------------------
+# Seconds a process may reuse its cached catalogue snapshot (models, prices, channels).
+# With Redis every write is seen at once; with the local-memory cache other processes
+# catch up within this many seconds.
+CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=60)
