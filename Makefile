@@ -26,7 +26,7 @@ run: migrate
 	@echo "  Modelgate is starting at http://127.0.0.1:$(PORT)/  (sign-up: http://127.0.0.1:$(PORT)/accounts/signup/)"
 	@echo "  Verification e-mails are printed below (console e-mail backend). Ctrl-C stops everything."
 	@echo ""
-	MODELGATE_PORT=$(PORT) $(BIN)/honcho start -f Procfile
+	MODELGATE_PORT=$(PORT) $(BIN)/honcho start -f Procfile.demo
 
 # Set up and pass the whole suite. Uses DATABASE_URL / REDIS_URL / CELERY_BROKER_URL when set
 # (CI: PostgreSQL + Redis); without them it runs on SQLite and lists what it skipped and why.

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -361,15 +361,27 @@ def api_key_revoke(*, actor: Membership | None, key: ApiKey, acting_user: User |
 
 
 def api_key_touch(*, key: ApiKey) -> None:
-    """Record use, at most once a minute per key (one cheap conditional UPDATE)."""
-    now = timezone.now()
-    if key.last_used_at and now - key.last_used_at < LAST_USED_RESOLUTION:
+    """Record use, at most once a minute per key: a cache ``add`` gates one cheap UPDATE."""
+    if not cache.add(f"apikey-touched:{key.pk}", 1, int(LAST_USED_RESOLUTION.total_seconds())):
         return
-    ApiKey.objects.filter(pk=key.pk).exclude(last_used_at__gte=now - LAST_USED_RESOLUTION).update(
-        last_used_at=now
-    )
+    now = timezone.now()
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     key.last_used_at = now
 
 
 def api_key_add_spend(*, key_id: int, amount_units: int) -> None:
     ApiKey.objects.filter(pk=key_id).update(spent_units=F("spent_units") + amount_units)
+
+
+def api_key_spend_reserve(*, key_id: int, amount_units: int) -> bool:
+    """Count ``amount_units`` against a capped key's spend, only if it stays within the cap.
+
+    One conditional UPDATE (no check-then-act): concurrent requests on one key can never
+    reserve past its cap. Keys without a cap always succeed.
+    """
+    updated = (
+        ApiKey.objects.filter(pk=key_id)
+        .filter(Q(spend_cap_units__isnull=True) | Q(spend_cap_units__gte=F("spent_units") + amount_units))
+        .update(spent_units=F("spent_units") + amount_units)
+    )
+    return bool(updated)

@@ -122,3 +122,4 @@ class ImageRuleKind(models.TextChoices):
 class ChannelSource(models.TextChoices):
     ADMIN = "admin", _("Admin")
     ENV = "env", _("Environment")
+    SIMULATOR = "simulator", _("Upstream simulator (demo)")

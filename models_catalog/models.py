@@ -164,7 +164,7 @@ class Channel(models.Model):
     priority = models.IntegerField(default=0, help_text=_("Higher is tried first."))
     weight = models.PositiveIntegerField(default=1, help_text=_("Share of traffic within one priority."))
     enabled = models.BooleanField(default=True)
-    source = models.CharField(max_length=8, choices=ChannelSource.choices, default=ChannelSource.ADMIN)
+    source = models.CharField(max_length=16, choices=ChannelSource.choices, default=ChannelSource.ADMIN)
     # What this upstream account charges the operator, as a ratio of list price (margin reports).
     cost_multiplier_numerator = models.PositiveIntegerField(null=True, blank=True)
     cost_multiplier_denominator = models.PositiveIntegerField(null=True, blank=True)

@@ -342,3 +342,54 @@ def channels_sync_from_env(environ: Mapping[str, str]) -> dict[str, str]:
         catalogue_changed()
     logger.info("env channels: %s", result)
     return result
+
+
+# --- the upstream simulator as a demo upstream (embedded default without provider keys) ------------
+
+# Where each vendor's OpenAI-compatible endpoint lives on the simulator (it mirrors the real paths).
+SIMULATOR_PATHS = {
+    Vendor.OPENAI: "/v1",
+    Vendor.XAI: "/v1",
+    Vendor.GOOGLE: "/v1beta/openai",
+    Vendor.ALIBABA: "/compatible-mode/v1",
+}
+
+
+@transaction.atomic
+def channels_sync_simulator(*, base_url: str, enabled: bool = True) -> dict[str, str]:
+    """One ``simulator:<vendor>`` channel per vendor, pointing at the upstream simulator.
+
+    Used by ``make run`` when no provider key is configured, and by tests. The channels are
+    labelled as a simulator (source ``simulator``) wherever channels are shown. Idempotent.
+    """
+    base_url = base_url.rstrip("/")
+    result: dict[str, str] = {}
+    vendors = AiModel.objects.values_list("vendor", flat=True).distinct()
+    for vendor in sorted(set(vendors)):
+        provider_type = ProviderType.ANTHROPIC if vendor == Vendor.ANTHROPIC else ProviderType.OPENAI
+        url = (
+            base_url
+            if provider_type == ProviderType.ANTHROPIC
+            else base_url + SIMULATOR_PATHS.get(vendor, "/v1")
+        )
+        model_ids = list(AiModel.objects.filter(vendor=vendor).values_list("model_id", flat=True))
+        name = f"simulator:{vendor}"
+        channel = Channel.objects.select_for_update().filter(name=name).first()
+        if channel is None:
+            channel_create(
+                name=name,
+                provider_type=provider_type,
+                base_url=url,
+                api_key=f"sim-demo-{vendor}",
+                model_ids=model_ids,
+                enabled=enabled,
+                source=ChannelSource.SIMULATOR,
+            )
+            result[name] = "created"
+            continue
+        channel.base_url, channel.enabled, channel.provider_type = url, enabled, provider_type
+        channel.save(update_fields=["base_url", "enabled", "provider_type", "updated_at"])
+        _set_models(channel, model_ids)
+        result[name] = "updated"
+    catalogue_changed()
+    return result

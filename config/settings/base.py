@@ -256,3 +256,25 @@ CELERY_BEAT_SCHEDULE.update(
 # With Redis every write is seen at once; with the local-memory cache other processes
 # catch up within this many seconds.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=60)
+
+# --- relay ---
+RELAY_MAX_BODY_BYTES = env.int("RELAY_MAX_BODY_BYTES", default=32 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAY_MAX_BODY_BYTES
+RELAY_MAX_IMAGES_PER_REQUEST = env.int("RELAY_MAX_IMAGES_PER_REQUEST", default=20)
+RELAY_MAX_IMAGE_BYTES = env.int("RELAY_MAX_IMAGE_BYTES", default=20 * 1024 * 1024)
+RELAY_MAX_IMAGE_PIXELS = env.int("RELAY_MAX_IMAGE_PIXELS", default=50_000_000)
+# Output tokens held for when a request gives no max_tokens and the model states no maximum.
+RELAY_DEFAULT_MAX_OUTPUT_TOKENS = env.int("RELAY_DEFAULT_MAX_OUTPUT_TOKENS", default=4096)
+# Without max_tokens and without balance for the model's maximum output, the gateway lowers
+# max_tokens to what the balance covers — if that is at least this many tokens.
+RELAY_MIN_OUTPUT_TOKENS = env.int("RELAY_MIN_OUTPUT_TOKENS", default=16)
+RELAY_UPSTREAM_CONNECT_TIMEOUT = env.float("RELAY_UPSTREAM_CONNECT_TIMEOUT", default=5.0)
+RELAY_UPSTREAM_READ_TIMEOUT = env.float("RELAY_UPSTREAM_READ_TIMEOUT", default=120.0)
+RELAY_MAX_ATTEMPTS = env.int("RELAY_MAX_ATTEMPTS", default=3)
+RELAY_FAILOVER_BUDGET_SECONDS = env.float("RELAY_FAILOVER_BUDGET_SECONDS", default=30.0)
+RELAY_CHANNEL_COOLDOWN_SECONDS = env.int("RELAY_CHANNEL_COOLDOWN_SECONDS", default=30)
+# After a client disconnects mid-stream, keep reading the upstream this long for its usage.
+RELAY_DRAIN_SECONDS = env.float("RELAY_DRAIN_SECONDS", default=30.0)
+RELAY_STREAM_QUEUE = env.int("RELAY_STREAM_QUEUE", default=256)
+# The upstream simulator `make run` starts as a demo upstream when no provider key is set.
+MODELGATE_SIMULATOR_URL = env("MODELGATE_SIMULATOR_URL", default="http://127.0.0.1:8900")

@@ -9,3 +9,6 @@ CELERY_TASK_ALWAYS_EAGER = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, so servers and workers started by tests in other processes see the same data.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
+
+# Live servers started by tests hand their connections back after each request.
+DATABASES["default"]["CONN_MAX_AGE"] = 0

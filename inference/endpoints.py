@@ -1,0 +1,79 @@
+"""The relay's endpoints: what each reads, where it goes upstream, how its usage is found."""
+
+from __future__ import annotations
+
+from . import usage as usage_rules
+from .relay import Endpoint
+from .upstream import ANTHROPIC_TYPES, OPENAI_TYPES
+from .wire import (
+    ANTHROPIC,
+    OPENAI,
+    anthropic_messages_plan,
+    openai_chat_plan,
+    openai_embeddings_plan,
+    openai_image_generation_plan,
+)
+
+
+def _openai_chat_produced(body: dict) -> str:
+    parts = []
+    for choice in body.get("choices") or ():
+        message = choice.get("message") or {}
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _anthropic_produced(body: dict) -> str:
+    parts = []
+    for block in body.get("content") or ():
+        if block.get("type") == "text":
+            parts.append(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            parts.append(str(block.get("name") or "") + str(block.get("input") or ""))
+    return "".join(parts)
+
+
+CHAT_COMPLETIONS = Endpoint(
+    name="chat.completions",
+    wire_format=OPENAI,
+    upstream_path="/chat/completions",
+    provider_types=OPENAI_TYPES,
+    plan=openai_chat_plan,
+    usage_from_body=lambda body, plan: usage_rules.openai_chat_usage(body.get("usage")),
+    produced_from_body=_openai_chat_produced,
+)
+
+MESSAGES = Endpoint(
+    name="messages",
+    wire_format=ANTHROPIC,
+    upstream_path="/v1/messages",
+    provider_types=ANTHROPIC_TYPES,
+    plan=anthropic_messages_plan,
+    usage_from_body=lambda body, plan: usage_rules.anthropic_usage(body.get("usage"), None),
+    produced_from_body=_anthropic_produced,
+)
+
+EMBEDDINGS = Endpoint(
+    name="embeddings",
+    wire_format=OPENAI,
+    upstream_path="/embeddings",
+    provider_types=OPENAI_TYPES,
+    plan=openai_embeddings_plan,
+    usage_from_body=lambda body, plan: usage_rules.openai_embeddings_usage(body.get("usage")),
+    produced_from_body=lambda body: "",
+)
+
+IMAGES_GENERATIONS = Endpoint(
+    name="images.generations",
+    wire_format=OPENAI,
+    upstream_path="/images/generations",
+    provider_types=OPENAI_TYPES,
+    plan=openai_image_generation_plan,
+    usage_from_body=lambda body, plan: usage_rules.openai_images_usage(
+        body, size=plan.image_size, quality=plan.image_quality
+    ),
+    produced_from_body=lambda body: "",
+)

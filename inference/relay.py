@@ -1,0 +1,477 @@
+"""The relay: authenticate → plan → guard → limits → hold → upstream → settle.
+
+Async, under ASGI. Database work happens in three short ``sync_to_async`` hops
+(prepare, admit, finish); no transaction is open while the upstream is called.
+
+Streams are relayed by a *pump* task that reads the upstream, keeps the usage and the
+text produced, and hands events to the response through a queue. The pump — not the
+response — settles the request, so a client that disconnects mid-stream does not stop
+it: it keeps draining the upstream (for at most RELAY_DRAIN_SECONDS) to learn the true
+usage, and charges once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpResponse, StreamingHttpResponse
+
+from accounts.authentication import api_key_check
+from accounts.keys import key_from_headers
+from accounts.models import ApiKey
+from accounts.selectors import api_key_lookup
+from accounts.services import api_key_touch
+from config.errors import ApplicationError
+from models_catalog.guard import guard_check, models_that_can
+from models_catalog.info import ChannelInfo, ModelInfo, RequestNeeds, Usage
+from models_catalog.selectors import channels_for_model, model_resolve, pricing_plan_multiplier
+
+from . import usage as usage_rules
+from .errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    ModelNotAllowed,
+    NoChannel,
+    UpstreamError,
+    anthropic_error,
+    openai_error,
+)
+from .models import UsageSource, UsageStatus
+from .ratelimit import rate_check, rate_record_tokens
+from .services import Admission, Outcome, request_admit, request_finish
+from .upstream import CONNECT_ERRORS, STATUS_ERRORS, UpstreamFailure, channel_order, failure_from, open_stream
+from .wire import ANTHROPIC, OPENAI, RequestPlan, body_parse
+
+logger = logging.getLogger("modelgate.relay")
+
+_background: set[asyncio.Task] = set()
+
+
+def _spawn(coro) -> asyncio.Task:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def background_drain(timeout: float = 30.0) -> None:
+    """Wait for pumps that outlived their requests (tests and graceful shutdown)."""
+    if _background:
+        await asyncio.wait(list(_background), timeout=timeout)
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # chat.completions, messages, embeddings, images.generations
+    wire_format: str  # OPENAI | ANTHROPIC
+    upstream_path: str
+    provider_types: frozenset[str]
+    plan: object  # Callable[[dict], RequestPlan]
+    usage_from_body: object  # Callable[[dict, RequestPlan], Usage | None]
+    produced_from_body: object  # Callable[[dict], str]
+
+    def render_error(self, exc: ApplicationError, request_id: str) -> HttpResponse:
+        renderer = anthropic_error if self.wire_format == ANTHROPIC else openai_error
+        return renderer(exc, request_id)
+
+
+@dataclass
+class Context:
+    endpoint: Endpoint
+    request_id: str
+    started: float
+    key: ApiKey
+    org_id: int
+    model: ModelInfo
+    multiplier: Fraction
+    plan: RequestPlan
+    channels: list[ChannelInfo]
+    admission: Admission | None = None
+    channel: ChannelInfo | None = None
+    ttft_ms: int | None = None
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
+
+
+# --- before any money moves ------------------------------------------------------------------
+
+
+def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
+    """Key, model, guard, plan multiplier and channels: one hop, mostly cache reads."""
+    key = api_key_lookup(secret=secret) if secret else None
+    problem = api_key_check(key) if secret else "Missing API key: send `Authorization: Bearer <key>`."
+    if problem:
+        raise AuthenticationFailed(problem)
+    api_key_touch(key=key)
+    model = model_resolve(plan.model_id)
+    if key.allowed_models and model.id not in key.allowed_models and plan.model_id not in key.allowed_models:
+        raise ModelNotAllowed(
+            f"This API key may not use {model.id}.", extra={"param": "model", "allowed": key.allowed_models}
+        )
+    guard_check(model=model, needs=plan.needs)
+    if endpoint.name == "images.generations" and plan.needs.input_modalities != frozenset({"text"}):
+        readers = models_that_can(RequestNeeds(input_modalities=frozenset({"text", "image"}), output="text"))
+        raise InvalidRequest(
+            "/v1/images/generations creates images from text and takes no input image. "
+            "To edit an image use /v1/images/edits; to read one, call /v1/chat/completions with a vision "
+            f"model: {', '.join(readers)}.",
+            code="model_capability_mismatch",
+            extra={"param": "image", "models_that_can": readers},
+        )
+    multiplier = pricing_plan_multiplier(key.organization.pricing_plan)
+    channels = channel_order(channels_for_model(model.id), endpoint.provider_types)
+    if not channels:
+        raise NoChannel(f"No upstream is configured for {model.id} in the {endpoint.wire_format} format.")
+    return key, model, multiplier, channels
+
+
+async def relay(request, endpoint: Endpoint, *, plan: RequestPlan | None = None, body: dict | None = None):
+    request_id = new_request_id()
+    started = time.monotonic()
+    try:
+        if body is None:
+            body = body_parse(request.body)
+        plan = plan or endpoint.plan(body)
+        key, model, multiplier, channels = await sync_to_async(_prepare)(
+            key_from_headers(request.headers), plan, endpoint
+        )
+        estimated_tokens = plan.text_tokens + (plan.max_output_tokens or 0)
+        await rate_check(
+            key_id=key.pk, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit, estimated_tokens=estimated_tokens
+        )
+        ctx = Context(
+            endpoint=endpoint,
+            request_id=request_id,
+            started=started,
+            key=key,
+            org_id=key.organization_id,
+            model=model,
+            multiplier=multiplier,
+            plan=plan,
+            channels=channels,
+        )
+        ctx.admission = await sync_to_async(request_admit)(
+            org_id=ctx.org_id, key=key, plan=plan, model=model, multiplier=multiplier, request_id=request_id
+        )
+    except ApplicationError as exc:
+        return endpoint.render_error(exc, request_id)
+    return await _call_upstream(ctx, body)
+
+
+# --- the upstream call, with failover before the first byte ------------------------------------------
+
+
+def _upstream_body(ctx: Context, body: dict, channel: ChannelInfo) -> dict:
+    out = dict(body)
+    out["model"] = channel.upstream_model(ctx.model.id)
+    if ctx.admission.output_cap:
+        out.pop("max_completion_tokens", None)
+        out["max_tokens"] = ctx.admission.output_cap
+    if ctx.plan.stream and ctx.endpoint.wire_format == OPENAI:
+        out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return out
+
+
+async def _call_upstream(ctx: Context, body: dict):
+    endpoint = ctx.endpoint
+    deadline = time.monotonic() + settings.RELAY_FAILOVER_BUDGET_SECONDS
+    failure: UpstreamFailure | None = None
+    for attempt, channel in enumerate(ctx.channels[: settings.RELAY_MAX_ATTEMPTS]):
+        if attempt and time.monotonic() > deadline:
+            break
+        ctx.channel = channel
+        try:
+            response = await open_stream(channel, endpoint.upstream_path, _upstream_body(ctx, body, channel))
+        except (*STATUS_ERRORS, *CONNECT_ERRORS) as exc:
+            failure = failure_from(exc, channel)
+            await _channel_failed(channel, failure)
+            if not failure.retriable:
+                break
+            continue
+        await _channel_ok(channel)
+        if ctx.plan.stream:
+            return _stream_response(ctx, response)
+        return await _json_response(ctx, response)
+    return await _all_failed(ctx, failure)
+
+
+async def _channel_failed(channel: ChannelInfo, failure: UpstreamFailure) -> None:
+    from models_catalog.services import channel_record_failure
+
+    if not failure.retriable:
+        return
+    cooldown = settings.RELAY_CHANNEL_COOLDOWN_SECONDS if channel.consecutive_failures + 1 >= 3 else 0
+    logger.warning("upstream channel %s failed: %s %s", channel.name, failure.status, failure.message)
+    await sync_to_async(channel_record_failure)(
+        channel_id=channel.id, error=f"{failure.status}: {failure.message}", cooldown_seconds=cooldown
+    )
+
+
+async def _channel_ok(channel: ChannelInfo) -> None:
+    if channel.consecutive_failures or channel.cooldown_until:
+        from models_catalog.services import channel_record_success
+
+        await sync_to_async(channel_record_success)(channel_id=channel.id)
+
+
+async def _finish(ctx: Context, outcome: Outcome) -> None:
+    outcome.latency_ms = outcome.latency_ms or ctx.elapsed_ms()
+    outcome.ttft_ms = ctx.ttft_ms
+    await sync_to_async(_finish_sync)(
+        admission=ctx.admission,
+        org_id=ctx.org_id,
+        key_id=ctx.key.pk,
+        model=ctx.model,
+        multiplier=ctx.multiplier,
+        channel=ctx.channel,
+        endpoint=ctx.endpoint.name,
+        wire_format=ctx.endpoint.wire_format,
+        stream=ctx.plan.stream,
+        outcome=outcome,
+    )
+    if outcome.usage is not None and ctx.key.tpm_limit:
+        u = outcome.usage
+        tokens = u.input_tokens + u.output_tokens + u.cached_input_tokens + u.cache_write_tokens
+        await rate_record_tokens(key_id=ctx.key.pk, tpm_limit=ctx.key.tpm_limit, tokens=tokens)
+
+
+def _finish_sync(**kwargs) -> None:
+    """Settle, then give back the connection the way Django does at the end of a request:
+    streams settle in a pump task that outlives its request."""
+    try:
+        request_finish(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def _all_failed(ctx: Context, failure: UpstreamFailure | None) -> HttpResponse:
+    """No channel answered: release the hold, record the failure, tell the caller."""
+    if failure is not None and not failure.retriable and failure.status and failure.status < 500:
+        status, message, code = failure.status, failure.message, "upstream_rejected"
+    else:
+        status, code = 503, "upstream_unavailable"
+        message = f"All upstream channels for {ctx.model.id} failed; nothing was charged. Try again shortly."
+    await _finish(ctx, Outcome(status=UsageStatus.UPSTREAM_ERROR, http_status=status, error_code=code))
+    headers = {"Retry-After": failure.retry_after} if failure and failure.retry_after else {}
+    return ctx.endpoint.render_error(
+        UpstreamError(message, status=status, code=code, headers=headers), ctx.request_id
+    )
+
+
+def _estimated(ctx: Context, produced: str) -> Usage:
+    image_tokens = ctx.plan.image_tokens(ctx.model) if ctx.model.reads_images else 0
+    return usage_rules.estimated_usage(
+        input_tokens=ctx.plan.text_tokens, image_tokens=image_tokens, produced_text=produced
+    )
+
+
+def _settle_usage(ctx: Context, reported: Usage | None, produced: str) -> tuple[Usage, str]:
+    """The usage to charge, and where it came from (see inference.usage for the policy)."""
+    if reported is not None and not usage_rules.is_empty(reported):
+        return reported, UsageSource.UPSTREAM
+    return _estimated(ctx, produced), UsageSource.ESTIMATED
+
+
+async def _json_response(ctx: Context, response) -> HttpResponse:
+    try:
+        raw = await response.aread()
+    except CONNECT_ERRORS:
+        return await _all_failed(ctx, UpstreamFailure(502, "The upstream connection broke.", True))
+    finally:
+        await response.aclose()
+    try:
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (orjson.JSONDecodeError, ValueError):
+        # Nothing usable reached the caller: nothing is charged.
+        return await _all_failed(ctx, UpstreamFailure(502, "The upstream returned malformed JSON.", False))
+    ctx.ttft_ms = ctx.elapsed_ms()
+    reported = ctx.endpoint.usage_from_body(data, ctx.plan)
+    usage, source = _settle_usage(ctx, reported, ctx.endpoint.produced_from_body(data))
+    await _finish(ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source))
+    out = HttpResponse(raw, content_type="application/json")
+    out["x-request-id"] = ctx.request_id
+    return out
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StreamState:
+    queue: asyncio.Queue
+    produced: list[str] = field(default_factory=list)
+    usage_start: dict | None = None  # Anthropic message_start usage
+    usage_delta: dict | None = None  # Anthropic message_delta usage
+    openai_usage: dict | None = None
+    client_gone: bool = False
+    error: str | None = None
+    done: bool = False
+
+
+_END = object()
+UPSTREAM_STREAM_ERROR = "error_mid_stream"  # the upstream sent an error event (forwarded as is)
+
+
+def _openai_event(state: StreamState, ctx: Context, data: str) -> bool:
+    """Account for one OpenAI chunk; returns whether to forward it to the client."""
+    if data == "[DONE]":
+        state.done = True
+        return True
+    chunk = orjson.loads(data)
+    if not isinstance(chunk, dict):
+        raise ValueError("chunk is not an object")
+    if chunk.get("error"):
+        state.error = UPSTREAM_STREAM_ERROR
+        return True
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content"):
+            state.produced.append(delta["content"])
+        for call in delta.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            state.produced.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+    if chunk.get("usage"):
+        state.openai_usage = chunk["usage"]
+        if not chunk.get("choices") and not ctx.plan.include_usage:
+            return False  # the usage chunk the gateway asked for, not the client
+    return True
+
+
+def _anthropic_event(state: StreamState, data: str) -> bool:
+    event = orjson.loads(data)
+    if not isinstance(event, dict):
+        raise ValueError("event is not an object")
+    kind = event.get("type")
+    if kind == "message_start":
+        state.usage_start = (event.get("message") or {}).get("usage")
+    elif kind == "content_block_delta":
+        delta = event.get("delta") or {}
+        state.produced.append(delta.get("text") or delta.get("partial_json") or delta.get("thinking") or "")
+    elif kind == "message_delta":
+        state.usage_delta = event.get("usage")
+    elif kind == "message_stop":
+        state.done = True
+    elif kind == "error":
+        state.error = UPSTREAM_STREAM_ERROR
+    return True
+
+
+async def _offer(state: StreamState, item) -> None:
+    """Hand an item to the response, unless the client has gone (then drop it)."""
+    if not state.client_gone:
+        await state.queue.put(item)
+
+
+async def _next_line(lines, state: StreamState, drain_deadline: list[float]) -> str:
+    if not state.client_gone:
+        return await anext(lines)
+    if not drain_deadline:
+        drain_deadline.append(time.monotonic() + settings.RELAY_DRAIN_SECONDS)
+    return await asyncio.wait_for(anext(lines), timeout=max(drain_deadline[0] - time.monotonic(), 0.001))
+
+
+async def _pump(ctx: Context, response, state: StreamState) -> None:
+    """Read the upstream stream to its end (or a broken end), then settle exactly once."""
+    is_openai = ctx.endpoint.wire_format == OPENAI
+    drain_deadline: list[float] = []
+    pending: list[str] = []
+    lines = response.aiter_lines()
+    try:
+        while True:
+            try:
+                line = await _next_line(lines, state, drain_deadline)
+            except StopAsyncIteration:
+                break
+            if line:
+                pending.append(line)
+                continue
+            if not pending:
+                continue
+            event_lines, pending = pending, []
+            data = "\n".join(ln[5:].lstrip() for ln in event_lines if ln.startswith("data:"))
+            forward = True
+            if data:
+                forward = _openai_event(state, ctx, data) if is_openai else _anthropic_event(state, data)
+            if forward:
+                if ctx.ttft_ms is None:
+                    ctx.ttft_ms = ctx.elapsed_ms()
+                await _offer(state, ("\n".join(event_lines) + "\n\n").encode())
+            if state.error:
+                break
+    except TimeoutError:
+        state.error = "drain_timeout"
+    except CONNECT_ERRORS:
+        state.error = "upstream_broke"
+    except (orjson.JSONDecodeError, ValueError, AttributeError, TypeError):
+        state.error = "malformed_sse"
+    finally:
+        await response.aclose()
+    if state.error and state.error != UPSTREAM_STREAM_ERROR:
+        await _offer(state, _stream_error_event(ctx, state.error))
+    await _offer(state, _END)
+    if is_openai:
+        reported = usage_rules.openai_chat_usage(state.openai_usage)
+    else:
+        reported = usage_rules.anthropic_usage(state.usage_start, state.usage_delta)
+    produced = "".join(state.produced)
+    usage, source = _settle_usage(ctx, reported, produced)
+    if (state.error or not state.done) and not produced and reported is None:
+        usage, source = None, UsageSource.NONE  # broke before producing anything: no charge
+    status = UsageStatus.OK
+    if state.client_gone:
+        status = UsageStatus.CLIENT_DISCONNECTED
+    elif state.error or not state.done:
+        status = UsageStatus.UPSTREAM_ERROR
+    await _finish(ctx, Outcome(status=status, usage=usage, usage_source=source, error_code=state.error or ""))
+
+
+def _stream_error_event(ctx: Context, code: str) -> bytes:
+    message = "The upstream stream broke off; you are charged only for what was produced."
+    if ctx.endpoint.wire_format == OPENAI:
+        payload = {"error": {"message": message, "type": "api_error", "code": code, "param": None}}
+        return b"data: " + orjson.dumps(payload) + b"\n\n"
+    payload = {"type": "error", "error": {"type": "api_error", "message": message}}
+    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
+    state = StreamState(queue=asyncio.Queue(maxsize=settings.RELAY_STREAM_QUEUE))
+    _spawn(_pump(ctx, response, state))
+
+    async def events():
+        finished = False
+        try:
+            while True:
+                item = await state.queue.get()
+                if item is _END:
+                    finished = True
+                    return
+                yield item
+        finally:
+            if not finished:
+                state.client_gone = True
+                # Unblock a pump waiting for queue space; it keeps draining the upstream.
+                while not state.queue.empty():
+                    state.queue.get_nowait()
+
+    out = StreamingHttpResponse(events(), content_type="text/event-stream")
+    out["Cache-Control"] = "no-cache"
+    out["X-Accel-Buffering"] = "no"
+    out["x-request-id"] = ctx.request_id
+    return out

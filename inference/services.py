@@ -1,0 +1,210 @@
+"""Charging a relayed request: admit (hold) before the upstream call, finish (settle) after.
+
+Synchronous functions: the async relay calls each in one ``sync_to_async`` hop. No
+database transaction is open while the upstream is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import ApiKey
+from accounts.services import api_key_add_spend, api_key_spend_reserve
+from billing.errors import InsufficientBalance
+from billing.services import billing_account_for_org, hold_place, hold_release, hold_settle
+from models_catalog.errors import InvalidUsage
+from models_catalog.info import ChannelInfo, ModelInfo, Usage
+from models_catalog.pricing import cost_compute
+
+from .errors import InvalidRequest, SpendCapReached
+from .models import UsageRecord, UsageSource, UsageStatus
+from .wire import RequestPlan
+
+
+@dataclass
+class Admission:
+    request_id: str
+    hold_id: int
+    hold_units: int
+    reserved_spend: int  # counted against the key's spend cap (capped keys only)
+    output_cap: int | None  # max_tokens the gateway sets upstream (None = leave the request alone)
+
+
+def _output_tokens_for_hold(plan: RequestPlan, model: ModelInfo) -> int:
+    if plan.needs.output != "text":
+        return 0
+    limit = model.max_output_tokens
+    if plan.max_output_tokens is not None:
+        if limit and plan.max_output_tokens > limit:
+            raise InvalidRequest(
+                f"max_tokens is {plan.max_output_tokens}; {model.id} writes at most {limit} tokens.",
+                code="max_tokens_too_large",
+                extra={"param": "max_tokens"},
+            )
+        return plan.max_output_tokens
+    return limit or settings.RELAY_DEFAULT_MAX_OUTPUT_TOKENS
+
+
+def _affordable_output(plan: RequestPlan, model: ModelInfo, multiplier: Fraction, available: int) -> int:
+    """The most output tokens the available balance covers on top of the input (0 if none)."""
+    base = cost_compute(model=model, usage=plan.hold_usage(model, 0), plan_multiplier=multiplier).total_units
+    per_token = Fraction(model.price_at().output_per_mtok, 1_000_000) * multiplier
+    if available <= base or per_token <= 0:
+        return 0
+    n = int((available - base) / per_token)
+    while (
+        n > 0
+        and cost_compute(model=model, usage=plan.hold_usage(model, n), plan_multiplier=multiplier).total_units
+        > available
+    ):
+        n -= 1
+    return n
+
+
+def request_admit(
+    *, org_id: int, key: ApiKey, plan: RequestPlan, model: ModelInfo, multiplier: Fraction, request_id: str
+) -> Admission:
+    """Reserve the worst-case cost of a request: spend cap first, then the balance hold.
+
+    Without ``max_tokens`` the hold covers the model's maximum output. When the balance
+    can't cover that, the request goes ahead with ``max_tokens`` lowered to what the
+    available balance covers (at least RELAY_MIN_OUTPUT_TOKENS), else 402.
+    """
+    output_tokens = _output_tokens_for_hold(plan, model)
+    hold_units = cost_compute(
+        model=model, usage=plan.hold_usage(model, output_tokens), plan_multiplier=multiplier
+    ).total_units
+    output_cap = None
+    reserved = 0
+    if key.spend_cap_units is not None:
+        if not api_key_spend_reserve(key_id=key.pk, amount_units=hold_units):
+            raise SpendCapReached(
+                "This API key has reached its spend cap.", extra={"spend_cap_units": key.spend_cap_units}
+            )
+        reserved = hold_units
+    try:
+        try:
+            hold_id = hold_place(org_id=org_id, amount_units=hold_units, reference=request_id)
+        except InsufficientBalance:
+            if plan.max_output_tokens is not None or plan.needs.output != "text":
+                raise
+            available = billing_account_for_org(org_id=org_id).available_units
+            affordable = _affordable_output(plan, model, multiplier, available)
+            if affordable < settings.RELAY_MIN_OUTPUT_TOKENS:
+                raise
+            new_units = cost_compute(
+                model=model, usage=plan.hold_usage(model, affordable), plan_multiplier=multiplier
+            ).total_units
+            hold_id = hold_place(org_id=org_id, amount_units=new_units, reference=request_id)
+            if reserved:
+                api_key_add_spend(key_id=key.pk, amount_units=new_units - reserved)
+                reserved = new_units
+            hold_units, output_cap = new_units, affordable
+    except Exception:
+        if reserved:
+            api_key_add_spend(key_id=key.pk, amount_units=-reserved)
+        raise
+    return Admission(
+        request_id=request_id,
+        hold_id=hold_id,
+        hold_units=hold_units,
+        reserved_spend=reserved,
+        output_cap=output_cap,
+    )
+
+
+def _priced(model: ModelInfo, usage: Usage, multiplier: Fraction) -> tuple[int, dict]:
+    breakdown = cost_compute(model=model, usage=usage, plan_multiplier=multiplier)
+    return breakdown.total_units, breakdown.as_dict()
+
+
+def _upstream_cost(model: ModelInfo, usage: Usage, channel: ChannelInfo | None) -> int:
+    cost = cost_compute(model=model, usage=usage).subtotal
+    if channel is not None and channel.cost_multiplier:
+        numerator, denominator = channel.cost_multiplier
+        cost = cost * Fraction(numerator, denominator)
+    return -(-cost.numerator // cost.denominator)
+
+
+@dataclass
+class Outcome:
+    status: str
+    http_status: int = 200
+    usage: Usage | None = None
+    usage_source: str = UsageSource.UPSTREAM
+    error_code: str = ""
+    latency_ms: int = 0
+    ttft_ms: int | None = None
+
+
+def request_finish(
+    *,
+    admission: Admission,
+    org_id: int,
+    key_id: int,
+    model: ModelInfo,
+    multiplier: Fraction,
+    channel: ChannelInfo | None,
+    endpoint: str,
+    wire_format: str,
+    stream: bool,
+    outcome: Outcome,
+) -> UsageRecord:
+    """Settle (or release) the hold and write the usage record, in one transaction."""
+    usage = outcome.usage
+    cost = upstream_cost = 0
+    detail: dict = {}
+    if usage is not None:
+        try:
+            cost, detail = _priced(model, usage, multiplier)
+            upstream_cost = _upstream_cost(model, usage, channel)
+        except InvalidUsage:
+            usage, cost, detail = None, 0, {}
+    with transaction.atomic():
+        if cost > 0:
+            hold_settle(
+                hold_id=admission.hold_id,
+                actual_units=cost,
+                idempotency_key=f"usage:{admission.request_id}",
+                description=f"{model.id} ({endpoint})",
+                metadata={"request_id": admission.request_id, "model": model.id, "key_id": key_id},
+            )
+        else:
+            hold_release(hold_id=admission.hold_id)
+        spend_delta = cost - admission.reserved_spend
+        if spend_delta:
+            api_key_add_spend(key_id=key_id, amount_units=spend_delta)
+        usage = usage or Usage()
+        return UsageRecord.objects.create(
+            organization_id=org_id,
+            api_key_id=key_id,
+            request_id=admission.request_id,
+            endpoint=endpoint,
+            wire_format=wire_format,
+            model=model.id,
+            channel_id=channel.id if channel else None,
+            stream=stream,
+            status=outcome.status,
+            http_status=outcome.http_status,
+            error_code=outcome.error_code[:64],
+            usage_source=outcome.usage_source if cost or outcome.usage else UsageSource.NONE,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            image_input_tokens=usage.image_input_tokens,
+            image_output_tokens=usage.image_output_tokens,
+            images_generated=usage.images_generated,
+            cost_units=cost,
+            upstream_cost_units=upstream_cost,
+            latency_ms=outcome.latency_ms,
+            ttft_ms=outcome.ttft_ms,
+            cost_detail=detail,
+        )
+
+
+__all__ = ["Admission", "Outcome", "UsageStatus", "request_admit", "request_finish"]
