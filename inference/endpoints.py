@@ -11,7 +11,9 @@ from .wire import (
     anthropic_messages_plan,
     openai_chat_plan,
     openai_embeddings_plan,
+    openai_image_edit_plan,
     openai_image_generation_plan,
+    read_multipart,
 )
 
 
@@ -41,7 +43,7 @@ CHAT_COMPLETIONS = Endpoint(
     wire_format=OPENAI,
     upstream_path="/chat/completions",
     provider_types=OPENAI_TYPES,
-    plan=openai_chat_plan,
+    plan=lambda body, files: openai_chat_plan(body),
     usage_from_body=lambda body, plan: usage_rules.openai_chat_usage(body.get("usage")),
     produced_from_body=_openai_chat_produced,
 )
@@ -51,7 +53,7 @@ MESSAGES = Endpoint(
     wire_format=ANTHROPIC,
     upstream_path="/v1/messages",
     provider_types=ANTHROPIC_TYPES,
-    plan=anthropic_messages_plan,
+    plan=lambda body, files: anthropic_messages_plan(body),
     usage_from_body=lambda body, plan: usage_rules.anthropic_usage(body.get("usage"), None),
     produced_from_body=_anthropic_produced,
 )
@@ -61,7 +63,7 @@ EMBEDDINGS = Endpoint(
     wire_format=OPENAI,
     upstream_path="/embeddings",
     provider_types=OPENAI_TYPES,
-    plan=openai_embeddings_plan,
+    plan=lambda body, files: openai_embeddings_plan(body),
     usage_from_body=lambda body, plan: usage_rules.openai_embeddings_usage(body.get("usage")),
     produced_from_body=lambda body: "",
 )
@@ -71,9 +73,22 @@ IMAGES_GENERATIONS = Endpoint(
     wire_format=OPENAI,
     upstream_path="/images/generations",
     provider_types=OPENAI_TYPES,
-    plan=openai_image_generation_plan,
+    plan=lambda body, files: openai_image_generation_plan(body),
     usage_from_body=lambda body, plan: usage_rules.openai_images_usage(
         body, size=plan.image_size, quality=plan.image_quality
     ),
     produced_from_body=lambda body: "",
+)
+
+IMAGES_EDITS = Endpoint(
+    name="images.edits",
+    wire_format=OPENAI,
+    upstream_path="/images/edits",
+    provider_types=OPENAI_TYPES,
+    plan=openai_image_edit_plan,
+    usage_from_body=lambda body, plan: usage_rules.openai_images_usage(
+        body, size=plan.image_size, quality=plan.image_quality
+    ),
+    produced_from_body=lambda body: "",
+    read=read_multipart,
 )

@@ -79,9 +79,10 @@ class Endpoint:
     wire_format: str  # OPENAI | ANTHROPIC
     upstream_path: str
     provider_types: frozenset[str]
-    plan: object  # Callable[[dict], RequestPlan]
+    plan: object  # Callable[[dict, list], RequestPlan]
     usage_from_body: object  # Callable[[dict, RequestPlan], Usage | None]
     produced_from_body: object  # Callable[[dict], str]
+    read: object = None  # Callable[[request], (body, files)]; default: a JSON body, no files
 
     def render_error(self, exc: ApplicationError, request_id: str) -> HttpResponse:
         renderer = anthropic_error if self.wire_format == ANTHROPIC else openai_error
@@ -102,6 +103,9 @@ class Context:
     admission: Admission | None = None
     channel: ChannelInfo | None = None
     ttft_ms: int | None = None
+    files: list = field(default_factory=list)  # multipart uploads (images.edits)
+    batch: bool = False  # priced at the model's batch price
+    on_settled: object = None  # Callable[[UsageRecord, int, bytes], None], run in the settle transaction
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -110,13 +114,17 @@ class Context:
 # --- before any money moves ------------------------------------------------------------------
 
 
-def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
-    """Key, model, guard, plan multiplier and channels: one hop, mostly cache reads."""
+def _authenticate(secret: str | None) -> ApiKey:
     key = api_key_lookup(secret=secret) if secret else None
     problem = api_key_check(key) if secret else "Missing API key: send `Authorization: Bearer <key>`."
     if problem:
         raise AuthenticationFailed(problem)
     api_key_touch(key=key)
+    return key
+
+
+def _resolve(key: ApiKey, plan: RequestPlan, endpoint: Endpoint):
+    """Model, allowlist, guard, plan multiplier and channels — cache reads, before any money moves."""
     model = model_resolve(plan.model_id)
     if key.allowed_models and model.id not in key.allowed_models and plan.model_id not in key.allowed_models:
         raise ModelNotAllowed(
@@ -136,16 +144,25 @@ def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
     channels = channel_order(channels_for_model(model.id), endpoint.provider_types)
     if not channels:
         raise NoChannel(f"No upstream is configured for {model.id} in the {endpoint.wire_format} format.")
-    return key, model, multiplier, channels
+    return model, multiplier, channels
 
 
-async def relay(request, endpoint: Endpoint, *, plan: RequestPlan | None = None, body: dict | None = None):
+def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
+    """Authenticate and resolve in one hop (mostly cache reads)."""
+    key = _authenticate(secret)
+    return (key, *_resolve(key, plan, endpoint))
+
+
+def _read_json(request) -> tuple[dict, list]:
+    return body_parse(request.body), []
+
+
+async def relay(request, endpoint: Endpoint):
     request_id = new_request_id()
     started = time.monotonic()
     try:
-        if body is None:
-            body = body_parse(request.body)
-        plan = plan or endpoint.plan(body)
+        body, files = (endpoint.read or _read_json)(request)
+        plan = endpoint.plan(body, files)
         key, model, multiplier, channels = await sync_to_async(_prepare)(
             key_from_headers(request.headers), plan, endpoint
         )
@@ -163,6 +180,7 @@ async def relay(request, endpoint: Endpoint, *, plan: RequestPlan | None = None,
             multiplier=multiplier,
             plan=plan,
             channels=channels,
+            files=files,
         )
         ctx.admission = await sync_to_async(request_admit)(
             org_id=ctx.org_id, key=key, plan=plan, model=model, multiplier=multiplier, request_id=request_id
@@ -195,7 +213,9 @@ async def _call_upstream(ctx: Context, body: dict):
             break
         ctx.channel = channel
         try:
-            response = await open_stream(channel, endpoint.upstream_path, _upstream_body(ctx, body, channel))
+            response = await open_stream(
+                channel, endpoint.upstream_path, _upstream_body(ctx, body, channel), files=ctx.files
+            )
         except (*STATUS_ERRORS, *CONNECT_ERRORS) as exc:
             failure = failure_from(exc, channel)
             await _channel_failed(channel, failure)
@@ -232,6 +252,10 @@ async def _finish(ctx: Context, outcome: Outcome) -> None:
     outcome.latency_ms = outcome.latency_ms or ctx.elapsed_ms()
     outcome.ttft_ms = ctx.ttft_ms
     await sync_to_async(_finish_sync)(
+        batch=ctx.batch,
+        on_settled=ctx.on_settled,
+        response_status=outcome.http_status,
+        response_body=outcome.body,
         admission=ctx.admission,
         org_id=ctx.org_id,
         key_id=ctx.key.pk,
@@ -303,7 +327,7 @@ async def _json_response(ctx: Context, response) -> HttpResponse:
     ctx.ttft_ms = ctx.elapsed_ms()
     reported = ctx.endpoint.usage_from_body(data, ctx.plan)
     usage, source = _settle_usage(ctx, reported, ctx.endpoint.produced_from_body(data))
-    await _finish(ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source))
+    await _finish(ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source, body=raw))
     out = HttpResponse(raw, content_type="application/json")
     out["x-request-id"] = ctx.request_id
     return out
@@ -475,3 +499,61 @@ def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
     out["X-Accel-Buffering"] = "no"
     out["x-request-id"] = ctx.request_id
     return out
+
+
+# --- without HTTP: batch lines and compare jobs ------------------------------------------------------
+
+
+async def relay_call(
+    *,
+    key: ApiKey,
+    endpoint: Endpoint,
+    body: dict,
+    request_id: str | None = None,
+    batch: bool = False,
+    on_settled=None,
+) -> tuple[int, dict]:
+    """Run one non-streaming request through the same relay as live traffic.
+
+    Same plan, guard, hold, upstream call, failover and settlement; rate limits are not
+    applied (jobs are bounded by their own concurrency). ``request_id`` doubles as the
+    ledger idempotency key, so a retried job line is never charged twice. ``on_settled``
+    runs inside the settlement transaction (e.g. to store a batch line's result with its
+    charge). Returns the HTTP status and the JSON body the caller would have received.
+    """
+    request_id = request_id or new_request_id()
+    started = time.monotonic()
+    try:
+        if body.get("stream"):
+            raise InvalidRequest(
+                "Streaming is not available here; remove `stream`.", extra={"param": "stream"}
+            )
+        plan = endpoint.plan(body, [])
+        model, multiplier, channels = await sync_to_async(_resolve)(key, plan, endpoint)
+        ctx = Context(
+            endpoint=endpoint,
+            request_id=request_id,
+            started=started,
+            key=key,
+            org_id=key.organization_id,
+            model=model,
+            multiplier=multiplier,
+            plan=plan,
+            channels=channels,
+            batch=batch,
+            on_settled=on_settled,
+        )
+        ctx.admission = await sync_to_async(request_admit)(
+            org_id=ctx.org_id,
+            key=key,
+            plan=plan,
+            model=model,
+            multiplier=multiplier,
+            request_id=request_id,
+            batch=batch,
+        )
+    except ApplicationError as exc:
+        response = endpoint.render_error(exc, request_id)
+        return response.status_code, orjson.loads(response.content)
+    response = await _call_upstream(ctx, body)
+    return response.status_code, orjson.loads(response.content)

@@ -66,7 +66,14 @@ def _affordable_output(plan: RequestPlan, model: ModelInfo, multiplier: Fraction
 
 
 def request_admit(
-    *, org_id: int, key: ApiKey, plan: RequestPlan, model: ModelInfo, multiplier: Fraction, request_id: str
+    *,
+    org_id: int,
+    key: ApiKey,
+    plan: RequestPlan,
+    model: ModelInfo,
+    multiplier: Fraction,
+    request_id: str,
+    batch: bool = False,
 ) -> Admission:
     """Reserve the worst-case cost of a request: spend cap first, then the balance hold.
 
@@ -76,7 +83,7 @@ def request_admit(
     """
     output_tokens = _output_tokens_for_hold(plan, model)
     hold_units = cost_compute(
-        model=model, usage=plan.hold_usage(model, output_tokens), plan_multiplier=multiplier
+        model=model, usage=plan.hold_usage(model, output_tokens), plan_multiplier=multiplier, batch=batch
     ).total_units
     output_cap = None
     reserved = 0
@@ -117,13 +124,14 @@ def request_admit(
     )
 
 
-def _priced(model: ModelInfo, usage: Usage, multiplier: Fraction) -> tuple[int, dict]:
-    breakdown = cost_compute(model=model, usage=usage, plan_multiplier=multiplier)
+def _priced(model: ModelInfo, usage: Usage, multiplier: Fraction, batch: bool) -> tuple[int, dict]:
+    breakdown = cost_compute(model=model, usage=usage, plan_multiplier=multiplier, batch=batch)
     return breakdown.total_units, breakdown.as_dict()
 
 
-def _upstream_cost(model: ModelInfo, usage: Usage, channel: ChannelInfo | None) -> int:
-    cost = cost_compute(model=model, usage=usage).subtotal
+def _upstream_cost(model: ModelInfo, usage: Usage, channel: ChannelInfo | None, batch: bool) -> int:
+    breakdown = cost_compute(model=model, usage=usage, batch=batch)
+    cost = breakdown.subtotal * breakdown.batch_factor
     if channel is not None and channel.cost_multiplier:
         numerator, denominator = channel.cost_multiplier
         cost = cost * Fraction(numerator, denominator)
@@ -139,6 +147,7 @@ class Outcome:
     error_code: str = ""
     latency_ms: int = 0
     ttft_ms: int | None = None
+    body: bytes = b""  # the response body (non-streaming), for on_settled hooks
 
 
 def request_finish(
@@ -153,15 +162,22 @@ def request_finish(
     wire_format: str,
     stream: bool,
     outcome: Outcome,
+    batch: bool = False,
+    on_settled=None,
+    response_status: int = 200,
+    response_body: bytes = b"",
 ) -> UsageRecord:
-    """Settle (or release) the hold and write the usage record, in one transaction."""
+    """Settle (or release) the hold and write the usage record, in one transaction.
+
+    ``on_settled(record, status, body)`` runs inside that transaction (batch lines store
+    their result there, so a result and its charge commit together or not at all)."""
     usage = outcome.usage
     cost = upstream_cost = 0
     detail: dict = {}
     if usage is not None:
         try:
-            cost, detail = _priced(model, usage, multiplier)
-            upstream_cost = _upstream_cost(model, usage, channel)
+            cost, detail = _priced(model, usage, multiplier, batch)
+            upstream_cost = _upstream_cost(model, usage, channel, batch)
         except InvalidUsage:
             usage, cost, detail = None, 0, {}
     with transaction.atomic():
@@ -179,7 +195,7 @@ def request_finish(
         if spend_delta:
             api_key_add_spend(key_id=key_id, amount_units=spend_delta)
         usage = usage or Usage()
-        return UsageRecord.objects.create(
+        record = UsageRecord.objects.create(
             organization_id=org_id,
             api_key_id=key_id,
             request_id=admission.request_id,
@@ -205,6 +221,9 @@ def request_finish(
             ttft_ms=outcome.ttft_ms,
             cost_detail=detail,
         )
+        if on_settled is not None:
+            on_settled(record, response_status, response_body)
+        return record
 
 
 __all__ = ["Admission", "Outcome", "UsageStatus", "request_admit", "request_finish"]

@@ -122,15 +122,19 @@ def failure_from(exc: Exception, channel: ChannelInfo) -> UpstreamFailure:
     return UpstreamFailure(502, "Could not connect to the upstream provider.", True)
 
 
-async def open_stream(channel: ChannelInfo, path: str, body: dict, extra_headers: dict | None = None):
+async def open_stream(channel: ChannelInfo, path: str, body: dict, files: list | None = None):
     """POST ``body`` to ``path`` on the channel; returns the unread ``httpx2.Response``.
 
-    Raises the SDK's errors (status, connection, timeout) — the caller classifies them.
+    With ``files`` ((field, (name, bytes, media type)) tuples) the body goes as multipart
+    form data, as the SDKs' own ``images.edit`` sends it. Raises the SDK's errors
+    (status, connection, timeout) — the caller classifies them.
     """
     client = client_for(channel)
     headers = dict(RAW_STREAM)
-    if extra_headers:
-        headers.update(extra_headers)
-    response = await client.post(path, body=body, cast_to=httpx2.Response, options={"headers": headers})
+    if files:
+        headers["Content-Type"] = "multipart/form-data"
+    response = await client.post(
+        path, body=body, files=files or None, cast_to=httpx2.Response, options={"headers": headers}
+    )
     # anthropic wraps the raw response in its AsyncAPIResponse; openai returns it as is.
     return getattr(response, "http_response", response)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("v1/v1/messages", views.messages, name="v1-v1-messages"),
     path("v1/embeddings", views.embeddings, name="v1-embeddings"),
     path("v1/images/generations", views.images_generations, name="v1-images-generations"),
+    path("v1/images/edits", views.images_edits, name="v1-images-edits"),
 ]

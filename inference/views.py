@@ -31,3 +31,9 @@ async def embeddings(request):
 @require_POST
 async def images_generations(request):
     return await relay(request, endpoints.IMAGES_GENERATIONS)
+
+
+@csrf_exempt
+@require_POST
+async def images_edits(request):
+    return await relay(request, endpoints.IMAGES_EDITS)

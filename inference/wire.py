@@ -15,7 +15,7 @@ from models_catalog.info import ModelInfo, RequestNeeds, Usage
 from models_catalog.pricing import image_input_tokens, max_image_input_tokens, text_tokens_estimate
 
 from .errors import InvalidRequest
-from .images import ImageInfo, image_from_base64, image_from_data_url
+from .images import ImageInfo, image_from_base64, image_from_bytes, image_from_data_url
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
@@ -359,3 +359,55 @@ def openai_image_generation_plan(body: dict) -> RequestPlan:
         image_size=str(size),
         image_quality=str(quality),
     )
+
+
+# --- image edits (multipart) ---------------------------------------------------------------------
+
+_EDIT_FIELDS = (
+    "model",
+    "prompt",
+    "n",
+    "size",
+    "quality",
+    "response_format",
+    "background",
+    "output_format",
+    "user",
+)
+
+
+def read_multipart(request) -> tuple[dict, list]:
+    """``/v1/images/edits``: form fields and the uploaded images, validated, as the SDK sent them."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise InvalidRequest(
+            "Send multipart/form-data (as the SDK's images.edit does).", code="invalid_content_type"
+        )
+    if len(request.body) > settings.RELAY_MAX_BODY_BYTES:
+        raise InvalidRequest("The request body is too large.", status=413, code="request_too_large")
+    body: dict = {}
+    for name in _EDIT_FIELDS:
+        value = request.POST.get(name)
+        if value not in (None, ""):
+            body[name] = int(value) if name == "n" and value.isdigit() else value
+    files: list = []
+    for field_name in ("image", "image[]", "mask"):
+        for upload in request.FILES.getlist(field_name):
+            raw = upload.read()
+            info = image_from_bytes(raw, declared_media_type=upload.content_type or None, param=field_name)
+            files.append((field_name, (upload.name or "image.png", raw, info.media_type), info))
+    if not any(f[0] != "mask" for f in files):
+        raise InvalidRequest("`image` is required: the picture to edit.", extra={"param": "image"})
+    _too_many_images(len(files))
+    return body, files
+
+
+def openai_image_edit_plan(body: dict, files: list) -> RequestPlan:
+    plan = openai_image_generation_plan(body)
+    images = [(info, "auto") for field_name, _file, info in files if field_name != "mask"]
+    plan.images = images
+    plan.needs = RequestNeeds(
+        input_modalities=frozenset({"text", "image"}), output="image", image_count=len(images)
+    )
+    # The SDK-level tuple without our ImageInfo goes upstream.
+    files[:] = [(name, file) for name, file, _info in files]
+    return plan

@@ -432,3 +432,49 @@ def test_billing_audit_is_clean_after_relay_traffic(gateway):
     )
     gateway.wait_settled(2)
     call_command("billing_audit")  # raises SystemExit(non-zero) on any mismatch
+
+
+def _png_bytes(size=(256, 256)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "green").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_image_edit_multipart_is_charged_from_upstream_usage(gateway):
+    before = gateway.balance()
+    result = _oa(gateway).images.edit(
+        model="gpt-image-1",
+        image=("photo.png", _png_bytes(), "image/png"),
+        prompt="add a hat",
+        size="1024x1024",
+    )
+    assert result.data
+    usage = result.usage
+    details = usage.input_tokens_details
+    # gpt-image-1: text input $5, image input $10, image output $40 per 1M tokens.
+    expected = _cost(
+        (details.text_tokens, 5_000_000_000),
+        (details.image_tokens, 10_000_000_000),
+        (usage.output_tokens, 40_000_000_000),
+    )
+    assert details.image_tokens > 0
+    (record,) = gateway.records()
+    assert (record.endpoint, record.cost_units) == ("images.edits", expected)
+    assert before - gateway.balance() == expected
+
+
+def test_image_edit_refuses_a_model_that_cannot_edit_and_bad_uploads(gateway):
+    before = gateway.balance()
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        _oa(gateway).images.edit(model="dall-e-3", image=("a.png", _png_bytes(), "image/png"), prompt="x")
+    assert excinfo.value.body["code"] == "model_capability_mismatch"
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        _oa(gateway).images.edit(
+            model="gpt-image-1", image=("a.png", b"not an image", "image/png"), prompt="x"
+        )
+    assert excinfo.value.body["code"] == "invalid_image"
+    assert gateway.balance() == before
