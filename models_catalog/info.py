@@ -146,6 +146,7 @@ class ChannelInfo:
     cooldown_until: dt.datetime | None = None
     consecutive_failures: int = 0
     api_key_hint: str = ""
+    source: str = ""  # admin | env | simulator
     _ciphertext: str = field(default="", repr=False, compare=False)
 
     def api_key(self) -> str:

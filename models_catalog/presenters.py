@@ -7,6 +7,7 @@ from fractions import Fraction
 from .constants import Modality, Task
 from .info import ModelInfo
 from .pricing import MTOK, image_output_tokens_for, units_to_usd
+from .selectors import served_by_simulator
 
 _PRICE_FIELDS = (
     ("input", "input_per_mtok"),
@@ -88,6 +89,8 @@ def openai_model_entry(info: ModelInfo) -> dict:
         "context_length": info.context_window,
         "max_output_tokens": info.max_output_tokens,
         "pricing": pricing_dict(info),
+        # Demo mode: answered by the bundled upstream simulator, not a real provider.
+        "simulated": served_by_simulator(info.id),
     }
 
 

@@ -111,6 +111,7 @@ def _channel_info(channel: Channel) -> ChannelInfo:
         cooldown_until=channel.cooldown_until,
         consecutive_failures=channel.consecutive_failures,
         api_key_hint=channel.api_key_hint,
+        source=channel.source,
         _ciphertext=channel.api_key_ciphertext,
     )
 
@@ -244,3 +245,9 @@ def needs_for_task(task: str) -> RequestNeeds:
     if task == Task.EMBEDDINGS:
         return RequestNeeds(output=Modality.EMBEDDING)
     return RequestNeeds()
+
+
+def served_by_simulator(model_id: str) -> bool:
+    """True when every enabled channel of the model is the upstream simulator (demo mode)."""
+    channels = catalogue_snapshot().channels.get(model_id, ())
+    return bool(channels) and all(c.source == "simulator" for c in channels)

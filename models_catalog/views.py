@@ -14,7 +14,7 @@ from .constants import INPUT_MODALITIES, OUTPUT_MODALITIES, Task, task_normalize
 from .errors import ModelNotFound
 from .presenters import best_for, openai_model_entry, per_image_prices, pricing_dict
 from .pricing import units_to_usd
-from .selectors import model_resolve, models_list
+from .selectors import model_resolve, models_list, served_by_simulator
 
 
 def _openai_error(message: str, *, code: str, param: str | None, status: int) -> JsonResponse:
@@ -79,6 +79,7 @@ def _row(info) -> dict:
             (key.replace(":", " · "), units_to_usd(units)) for key, units in sorted(images.items())
         ],
         "best_for": best_for(info),
+        "simulated": served_by_simulator(info.id),
     }
 
 
@@ -89,6 +90,7 @@ def catalogue_page(request):
     rows = [_row(info) for info in models_list(**({} if invalid else filters))]
     context = {
         "rows": rows,
+        "demo_mode": any(row["simulated"] for row in rows),
         "filters": {} if invalid else filters,
         "invalid_filter": invalid,
         "input_choices": [(m.value, m.label) for m in INPUT_MODALITIES],
