@@ -42,6 +42,24 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _ledger_audit_after_each_test(request):
+    """Every test that used the database ends with ``billing_audit`` finding nothing wrong:
+    balance == Σ entries, held == Σ open holds, no hold ended twice — across the whole suite."""
+    uses_db = request.node.get_closest_marker("django_db") or {"db", "transactional_db", "live_server"} & set(
+        request.fixturenames
+    )
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from billing.selectors import ledger_audit
+
+    problems = ledger_audit()
+    assert problems == [], "ledger audit after the test:\n" + "\n".join(map(str, problems))
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 
