@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 PORT   ?= 8000
+export MODELGATE_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: install run test lint fmt migrate clean
 
