@@ -1,4 +1,8 @@
-"""The relay's endpoints: what each reads, where it goes upstream, how its usage is found."""
+"""The relay's endpoints: what each reads, where it goes upstream, how its usage is found.
+
+Chat endpoints name a ``cross_path`` / ``cross_types``: where the request goes, translated,
+when the model's channel speaks the other format (see inference.translate).
+"""
 
 from __future__ import annotations
 
@@ -16,28 +20,6 @@ from .wire import (
     read_multipart,
 )
 
-
-def _openai_chat_produced(body: dict) -> str:
-    parts = []
-    for choice in body.get("choices") or ():
-        message = choice.get("message") or {}
-        parts.append(message.get("content") or "")
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function") or {}
-            parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
-    return "".join(p for p in parts if isinstance(p, str))
-
-
-def _anthropic_produced(body: dict) -> str:
-    parts = []
-    for block in body.get("content") or ():
-        if block.get("type") == "text":
-            parts.append(block.get("text") or "")
-        elif block.get("type") == "tool_use":
-            parts.append(str(block.get("name") or "") + str(block.get("input") or ""))
-    return "".join(parts)
-
-
 CHAT_COMPLETIONS = Endpoint(
     name="chat.completions",
     wire_format=OPENAI,
@@ -45,7 +27,9 @@ CHAT_COMPLETIONS = Endpoint(
     provider_types=OPENAI_TYPES,
     plan=lambda body, files: openai_chat_plan(body),
     usage_from_body=lambda body, plan: usage_rules.openai_chat_usage(body.get("usage")),
-    produced_from_body=_openai_chat_produced,
+    produced_from_body=usage_rules.openai_chat_produced,
+    cross_path="/v1/messages",
+    cross_types=ANTHROPIC_TYPES,
 )
 
 MESSAGES = Endpoint(
@@ -55,7 +39,9 @@ MESSAGES = Endpoint(
     provider_types=ANTHROPIC_TYPES,
     plan=lambda body, files: anthropic_messages_plan(body),
     usage_from_body=lambda body, plan: usage_rules.anthropic_usage(body.get("usage"), None),
-    produced_from_body=_anthropic_produced,
+    produced_from_body=usage_rules.anthropic_produced,
+    cross_path="/chat/completions",
+    cross_types=OPENAI_TYPES,
 )
 
 EMBEDDINGS = Endpoint(

@@ -8,11 +8,18 @@ text produced, and hands events to the response through a queue. The pump — no
 response — settles the request, so a client that disconnects mid-stream does not stop
 it: it keeps draining the upstream (for at most RELAY_DRAIN_SECONDS) to learn the true
 usage, and charges once.
+
+Any chat model is reachable through either format: when a channel speaks the other
+format than the caller, the request is translated (``inference.translate``), the answer
+or stream is translated back, and the charge is settled from the upstream's own usage,
+read in the upstream's format before any translation. Same-format calls take the fast
+path: the upstream's bytes are relayed as they are.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -35,6 +42,7 @@ from models_catalog.guard import guard_check, models_that_can
 from models_catalog.info import ChannelInfo, ModelInfo, RequestNeeds, Usage
 from models_catalog.selectors import channels_for_model, model_resolve, pricing_plan_multiplier
 
+from . import translate
 from . import usage as usage_rules
 from .errors import (
     AuthenticationFailed,
@@ -45,10 +53,19 @@ from .errors import (
     anthropic_error,
     openai_error,
 )
+from .fetch import fetch_body_images, fetches_images_for
 from .models import UsageSource, UsageStatus
 from .ratelimit import rate_check, rate_record_tokens
 from .services import Admission, Outcome, request_admit, request_finish
-from .upstream import CONNECT_ERRORS, STATUS_ERRORS, UpstreamFailure, channel_order, failure_from, open_stream
+from .upstream import (
+    CONNECT_ERRORS,
+    OPENAI_TYPES,
+    STATUS_ERRORS,
+    UpstreamFailure,
+    channel_order,
+    failure_from,
+    open_stream,
+)
 from .wire import ANTHROPIC, OPENAI, RequestPlan, body_parse
 
 logger = logging.getLogger("modelgate.relay")
@@ -83,6 +100,8 @@ class Endpoint:
     usage_from_body: object  # Callable[[dict, RequestPlan], Usage | None]
     produced_from_body: object  # Callable[[dict], str]
     read: object = None  # Callable[[request], (body, files)]; default: a JSON body, no files
+    cross_path: str | None = None  # upstream path when the channel speaks the other format
+    cross_types: frozenset[str] = frozenset()  # provider types reached through translation
 
     def render_error(self, exc: ApplicationError, request_id: str) -> HttpResponse:
         renderer = anthropic_error if self.wire_format == ANTHROPIC else openai_error
@@ -106,6 +125,12 @@ class Context:
     files: list = field(default_factory=list)  # multipart uploads (images.edits)
     batch: bool = False  # priced at the model's batch price
     on_settled: object = None  # Callable[[UsageRecord, int, bytes], None], run in the settle transaction
+    upstream_format: str = ""  # the format of the channel being called (OPENAI | ANTHROPIC)
+    translator: object = None  # a stream translator when the formats differ, else None
+
+    @property
+    def translating(self) -> bool:
+        return self.upstream_format != self.endpoint.wire_format
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -141,10 +166,37 @@ def _resolve(key: ApiKey, plan: RequestPlan, endpoint: Endpoint):
             extra={"param": "image", "models_that_can": readers},
         )
     multiplier = pricing_plan_multiplier(key.organization.pricing_plan)
-    channels = channel_order(channels_for_model(model.id), endpoint.provider_types)
+    channels = _channels(model, endpoint)
     if not channels:
         raise NoChannel(f"No upstream is configured for {model.id} in the {endpoint.wire_format} format.")
     return model, multiplier, channels
+
+
+def _channels(model: ModelInfo, endpoint: Endpoint) -> list[ChannelInfo]:
+    """Channels to try: rested ones first, by priority; within a priority, channels that
+    speak the caller's format (no translation) before the others, weighted random."""
+    available = channels_for_model(model.id)
+    if not endpoint.cross_types:
+        return channel_order(available, endpoint.provider_types)
+    ordered = channel_order(available, endpoint.provider_types | endpoint.cross_types)
+    return sorted(
+        ordered, key=lambda c: (c.in_cooldown(), -c.priority, c.provider_type not in endpoint.provider_types)
+    )
+
+
+def upstream_format_of(channel: ChannelInfo) -> str:
+    return OPENAI if channel.provider_type in OPENAI_TYPES else ANTHROPIC
+
+
+async def _with_fetched_images(endpoint: Endpoint, model: ModelInfo, body: dict, plan: RequestPlan, files):
+    """For vendors that need image bytes, fetch http(s) image URLs (behind the SSRF guard)
+    and inline them; the plan is re-read so the hold uses the real pixel sizes."""
+    if all(info is not None for info, _ in plan.images):
+        return body, plan  # no image URLs (or no images at all)
+    if not fetches_images_for(model) or endpoint.name not in ("chat.completions", "messages"):
+        return body, plan
+    body = await fetch_body_images(body, endpoint.wire_format)
+    return body, endpoint.plan(body, files)
 
 
 def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
@@ -170,6 +222,7 @@ async def relay(request, endpoint: Endpoint):
         await rate_check(
             key_id=key.pk, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit, estimated_tokens=estimated_tokens
         )
+        body, plan = await _with_fetched_images(endpoint, model, body, plan, files)
         ctx = Context(
             endpoint=endpoint,
             request_id=request_id,
@@ -194,6 +247,8 @@ async def relay(request, endpoint: Endpoint):
 
 
 def _upstream_body(ctx: Context, body: dict, channel: ChannelInfo) -> dict:
+    if ctx.translating:
+        return _translated_body(ctx, body, channel)
     out = dict(body)
     out["model"] = channel.upstream_model(ctx.model.id)
     if ctx.admission.output_cap:
@@ -201,6 +256,27 @@ def _upstream_body(ctx: Context, body: dict, channel: ChannelInfo) -> dict:
         out["max_tokens"] = ctx.admission.output_cap
     if ctx.plan.stream and ctx.endpoint.wire_format == OPENAI:
         out["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return out
+
+
+def _translated_body(ctx: Context, body: dict, channel: ChannelInfo) -> dict:
+    """The caller's request in the channel's format (see inference.translate)."""
+    model = channel.upstream_model(ctx.model.id)
+    if ctx.upstream_format == ANTHROPIC:
+        # Anthropic requires max_tokens: what was held for (the caller's, else the model's
+        # maximum output), lowered to what the balance covers.
+        max_tokens = (
+            ctx.admission.output_cap
+            or ctx.plan.max_output_tokens
+            or ctx.model.max_output_tokens
+            or settings.RELAY_DEFAULT_MAX_OUTPUT_TOKENS
+        )
+        return translate.openai_to_anthropic_request(body, model=model, max_tokens=max_tokens)
+    out = translate.anthropic_to_openai_request(
+        body, model=model, keep_cache_control=ctx.model.vendor in settings.RELAY_CACHE_CONTROL_VENDORS
+    )
+    if ctx.admission.output_cap:
+        out["max_tokens"] = ctx.admission.output_cap
     return out
 
 
@@ -212,10 +288,18 @@ async def _call_upstream(ctx: Context, body: dict):
         if attempt and time.monotonic() > deadline:
             break
         ctx.channel = channel
+        ctx.upstream_format = upstream_format_of(channel)
+        path = endpoint.cross_path if ctx.translating else endpoint.upstream_path
         try:
-            response = await open_stream(
-                channel, endpoint.upstream_path, _upstream_body(ctx, body, channel), files=ctx.files
+            upstream_body = _upstream_body(ctx, body, channel)
+        except ApplicationError as exc:
+            # The request can't be expressed in this channel's format: nothing was sent.
+            await _finish(
+                ctx, Outcome(status=UsageStatus.UPSTREAM_ERROR, http_status=exc.status, error_code=exc.code)
             )
+            return endpoint.render_error(exc, ctx.request_id)
+        try:
+            response = await open_stream(channel, path, upstream_body, files=ctx.files)
         except (*STATUS_ERRORS, *CONNECT_ERRORS) as exc:
             failure = failure_from(exc, channel)
             await _channel_failed(channel, failure)
@@ -229,12 +313,23 @@ async def _call_upstream(ctx: Context, body: dict):
     return await _all_failed(ctx, failure)
 
 
+# Consecutive retriable failures per channel seen by this process (the catalogue snapshot's
+# counts are only refreshed when a channel's state changes). Reset by a success.
+_channel_failures: dict[int, int] = {}
+
+
 async def _channel_failed(channel: ChannelInfo, failure: UpstreamFailure) -> None:
+    """Count a retriable failure; at RELAY_CHANNEL_FAILURE_THRESHOLD in a row the channel
+    cools down for RELAY_CHANNEL_COOLDOWN_SECONDS (tried only after rested channels; once
+    the cooldown is over it is tried again in its place — the probe)."""
     from models_catalog.services import channel_record_failure
 
     if not failure.retriable:
         return
-    cooldown = settings.RELAY_CHANNEL_COOLDOWN_SECONDS if channel.consecutive_failures + 1 >= 3 else 0
+    failures = max(_channel_failures.get(channel.id, 0), channel.consecutive_failures) + 1
+    _channel_failures[channel.id] = failures
+    threshold = max(settings.RELAY_CHANNEL_FAILURE_THRESHOLD, 1)
+    cooldown = settings.RELAY_CHANNEL_COOLDOWN_SECONDS if failures >= threshold else 0
     logger.warning("upstream channel %s failed: %s %s", channel.name, failure.status, failure.message)
     await sync_to_async(channel_record_failure)(
         channel_id=channel.id, error=f"{failure.status}: {failure.message}", cooldown_seconds=cooldown
@@ -242,9 +337,10 @@ async def _channel_failed(channel: ChannelInfo, failure: UpstreamFailure) -> Non
 
 
 async def _channel_ok(channel: ChannelInfo) -> None:
-    if channel.consecutive_failures or channel.cooldown_until:
+    if channel.consecutive_failures or channel.cooldown_until or _channel_failures.pop(channel.id, 0):
         from models_catalog.services import channel_record_success
 
+        _channel_failures.pop(channel.id, None)
         await sync_to_async(channel_record_success)(channel_id=channel.id)
 
 
@@ -325,8 +421,20 @@ async def _json_response(ctx: Context, response) -> HttpResponse:
         # Nothing usable reached the caller: nothing is charged.
         return await _all_failed(ctx, UpstreamFailure(502, "The upstream returned malformed JSON.", False))
     ctx.ttft_ms = ctx.elapsed_ms()
-    reported = ctx.endpoint.usage_from_body(data, ctx.plan)
-    usage, source = _settle_usage(ctx, reported, ctx.endpoint.produced_from_body(data))
+    if ctx.translating:
+        # Usage in the upstream's own format, then the answer in the caller's.
+        if ctx.upstream_format == ANTHROPIC:
+            reported = usage_rules.anthropic_usage(data.get("usage"), None)
+            produced = usage_rules.anthropic_produced(data)
+            raw = orjson.dumps(translate.anthropic_to_openai_response(data))
+        else:
+            reported = usage_rules.openai_chat_usage(data.get("usage"))
+            produced = usage_rules.openai_chat_produced(data)
+            raw = orjson.dumps(translate.openai_to_anthropic_response(data))
+    else:
+        reported = ctx.endpoint.usage_from_body(data, ctx.plan)
+        produced = ctx.endpoint.produced_from_body(data)
+    usage, source = _settle_usage(ctx, reported, produced)
     await _finish(ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source, body=raw))
     out = HttpResponse(raw, content_type="application/json")
     out["x-request-id"] = ctx.request_id
@@ -352,17 +460,21 @@ _END = object()
 UPSTREAM_STREAM_ERROR = "error_mid_stream"  # the upstream sent an error event (forwarded as is)
 
 
-def _openai_event(state: StreamState, ctx: Context, data: str) -> bool:
-    """Account for one OpenAI chunk; returns whether to forward it to the client."""
+_DONE = {"type": "[DONE]"}
+_HIDE = object()  # the usage chunk the gateway asked for, not the client
+
+
+def _openai_event(state: StreamState, ctx: Context, data: str):
+    """Account for one OpenAI chunk; returns it parsed (``_HIDE``: don't forward it)."""
     if data == "[DONE]":
         state.done = True
-        return True
+        return _DONE
     chunk = orjson.loads(data)
     if not isinstance(chunk, dict):
         raise ValueError("chunk is not an object")
     if chunk.get("error"):
         state.error = UPSTREAM_STREAM_ERROR
-        return True
+        return chunk
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
         if delta.get("content"):
@@ -372,12 +484,12 @@ def _openai_event(state: StreamState, ctx: Context, data: str) -> bool:
             state.produced.append((fn.get("name") or "") + (fn.get("arguments") or ""))
     if chunk.get("usage"):
         state.openai_usage = chunk["usage"]
-        if not chunk.get("choices") and not ctx.plan.include_usage:
-            return False  # the usage chunk the gateway asked for, not the client
-    return True
+        if not chunk.get("choices") and not ctx.plan.include_usage and not ctx.translating:
+            return _HIDE
+    return chunk
 
 
-def _anthropic_event(state: StreamState, data: str) -> bool:
+def _anthropic_event(state: StreamState, data: str):
     event = orjson.loads(data)
     if not isinstance(event, dict):
         raise ValueError("event is not an object")
@@ -393,7 +505,7 @@ def _anthropic_event(state: StreamState, data: str) -> bool:
         state.done = True
     elif kind == "error":
         state.error = UPSTREAM_STREAM_ERROR
-    return True
+    return event
 
 
 async def _offer(state: StreamState, item) -> None:
@@ -412,7 +524,8 @@ async def _next_line(lines, state: StreamState, drain_deadline: list[float]) -> 
 
 async def _pump(ctx: Context, response, state: StreamState) -> None:
     """Read the upstream stream to its end (or a broken end), then settle exactly once."""
-    is_openai = ctx.endpoint.wire_format == OPENAI
+    is_openai = ctx.upstream_format == OPENAI
+    translator = ctx.translator
     drain_deadline: list[float] = []
     pending: list[str] = []
     lines = response.aiter_lines()
@@ -429,13 +542,25 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
                 continue
             event_lines, pending = pending, []
             data = "\n".join(ln[5:].lstrip() for ln in event_lines if ln.startswith("data:"))
-            forward = True
+            parsed = None
             if data:
-                forward = _openai_event(state, ctx, data) if is_openai else _anthropic_event(state, data)
-            if forward:
-                if ctx.ttft_ms is None:
+                parsed = _openai_event(state, ctx, data) if is_openai else _anthropic_event(state, data)
+            if translator is None:
+                if parsed is not _HIDE:
+                    if ctx.ttft_ms is None:
+                        ctx.ttft_ms = ctx.elapsed_ms()
+                    if is_openai and not ctx.plan.include_usage and parsed and parsed.get("usage"):
+                        # Usage on a content chunk (Gemini) that the caller didn't ask for.
+                        item = b"data: " + orjson.dumps({k: v for k, v in parsed.items() if k != "usage"})
+                        await _offer(state, item + b"\n\n")
+                    else:
+                        await _offer(state, ("\n".join(event_lines) + "\n\n").encode())
+            elif parsed is not None and not state.error:
+                out = translator.done() if parsed is _DONE else translator.feed(parsed)
+                if out and ctx.ttft_ms is None:
                     ctx.ttft_ms = ctx.elapsed_ms()
-                await _offer(state, ("\n".join(event_lines) + "\n\n").encode())
+                for item in out:
+                    await _offer(state, item)
             if state.error:
                 break
     except TimeoutError:
@@ -446,7 +571,8 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
         state.error = "malformed_sse"
     finally:
         await response.aclose()
-    if state.error and state.error != UPSTREAM_STREAM_ERROR:
+    if state.error and (state.error != UPSTREAM_STREAM_ERROR or translator is not None):
+        # (An upstream error event is forwarded as is, unless it is in the other format.)
         await _offer(state, _stream_error_event(ctx, state.error))
     await _offer(state, _END)
     if is_openai:
@@ -455,6 +581,13 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
         reported = usage_rules.anthropic_usage(state.usage_start, state.usage_delta)
     produced = "".join(state.produced)
     usage, source = _settle_usage(ctx, reported, produced)
+    if not is_openai and state.usage_delta is None and usage is not None and source == UsageSource.UPSTREAM:
+        # Broken off before message_delta: message_start's output count is a placeholder.
+        produced_tokens = usage_rules.estimated_usage(
+            input_tokens=0, image_tokens=0, produced_text=produced
+        ).output_tokens
+        if produced_tokens > usage.output_tokens:
+            usage, source = dataclasses.replace(usage, output_tokens=produced_tokens), UsageSource.ESTIMATED
     if (state.error or not state.done) and not produced and reported is None:
         usage, source = None, UsageSource.NONE  # broke before producing anything: no charge
     status = UsageStatus.OK
@@ -476,6 +609,11 @@ def _stream_error_event(ctx: Context, code: str) -> bytes:
 
 def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
     state = StreamState(queue=asyncio.Queue(maxsize=settings.RELAY_STREAM_QUEUE))
+    if ctx.translating:
+        if ctx.upstream_format == ANTHROPIC:
+            ctx.translator = translate.AnthropicToOpenAIStream(include_usage=ctx.plan.include_usage)
+        else:
+            ctx.translator = translate.OpenAIToAnthropicStream()
     _spawn(_pump(ctx, response, state))
 
     async def events():
@@ -530,6 +668,7 @@ async def relay_call(
             )
         plan = endpoint.plan(body, [])
         model, multiplier, channels = await sync_to_async(_resolve)(key, plan, endpoint)
+        body, plan = await _with_fetched_images(endpoint, model, body, plan, [])
         ctx = Context(
             endpoint=endpoint,
             request_id=request_id,

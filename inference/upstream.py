@@ -13,6 +13,7 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anthropic
 import httpx2  # the HTTP client both official SDKs are built on
@@ -89,15 +90,22 @@ class UpstreamFailure(Exception):
     body: dict | None = None
 
 
-_SECRETISH = re.compile(r"(sk-[A-Za-z0-9_\-*]{4,}|mg-[A-Za-z0-9_\-]{4,}|Bearer\s+\S+|https?://\S+)")
+_SECRETISH = re.compile(
+    r"(sk-[A-Za-z0-9_\-*]{4,}|mg-[A-Za-z0-9_\-]{4,}|xai-[A-Za-z0-9_\-*]{4,}|AIza[0-9A-Za-z_\-]{8,}"
+    r"|sim-[A-Za-z0-9_\-]{2,}|Bearer\s+\S+|x-api-key:?\s*\S+|https?://\S+)",
+    re.IGNORECASE,
+)
 
 
 def scrub(text: str, channel: ChannelInfo | None = None) -> str:
     """Upstream error text without keys, URLs or hosts (never shown to tenants)."""
     if channel is not None:
-        for secret in (channel.api_key(), channel.base_url):
-            if secret:
-                text = text.replace(secret, "[redacted]")
+        secrets_ = [channel.api_key(), channel.base_url]
+        if channel.base_url:
+            parts = urlsplit(channel.base_url)
+            secrets_ += [parts.netloc, parts.hostname or ""]
+        for secret in sorted((s for s in secrets_ if s and len(s) >= 4), key=len, reverse=True):
+            text = text.replace(secret, "[redacted]")
     return _SECRETISH.sub("[redacted]", text)[:500]
 
 

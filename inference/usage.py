@@ -32,13 +32,22 @@ def openai_chat_usage(usage: dict | None) -> Usage | None:
     details = usage.get("prompt_tokens_details") or {}
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
     cached = cached or 0
-    if not _nonneg(prompt, completion) or cached < 0 or cached > prompt:
+    # Explicit cache markers (Qwen, or a Claude answer translated to this format) also
+    # report the tokens written to the cache; they are part of prompt_tokens.
+    written = _int(details.get("cache_creation_input_tokens")) if isinstance(details, dict) else 0
+    written = written or 0
+    if not _nonneg(prompt, completion) or cached < 0 or written < 0 or cached + written > prompt:
         return None
     # Some vendors (Grok) report reasoning tokens outside completion_tokens but inside the total.
     output = completion
     if total is not None and total > prompt + completion:
         output = total - prompt
-    return Usage(input_tokens=prompt - cached, cached_input_tokens=cached, output_tokens=output)
+    return Usage(
+        input_tokens=prompt - cached - written,
+        cached_input_tokens=cached,
+        cache_write_tokens=written,
+        output_tokens=output,
+    )
 
 
 def anthropic_usage(start: dict | None, delta: dict | None) -> Usage | None:
@@ -60,6 +69,28 @@ def anthropic_usage(start: dict | None, delta: dict | None) -> Usage | None:
         cache_write_tokens=write,
         cached_input_tokens=read,
     )
+
+
+def openai_chat_produced(body: dict) -> str:
+    """The text (and tool-call text) of a chat completion: the output estimate's basis."""
+    parts = []
+    for choice in body.get("choices") or ():
+        message = choice.get("message") or {}
+        parts.append(message.get("content") or "")
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            parts.append((fn.get("name") or "") + (fn.get("arguments") or ""))
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def anthropic_produced(body: dict) -> str:
+    parts = []
+    for block in body.get("content") or ():
+        if block.get("type") == "text":
+            parts.append(block.get("text") or "")
+        elif block.get("type") == "tool_use":
+            parts.append(str(block.get("name") or "") + str(block.get("input") or ""))
+    return "".join(parts)
 
 
 def openai_embeddings_usage(usage: dict | None) -> Usage | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import services
@@ -121,6 +122,24 @@ class ChannelAdminForm(forms.ModelForm):
         ]
 
 
+class ChannelHealthFilter(admin.SimpleListFilter):
+    title = _("health")
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [("cooling", _("cooling down")), ("failing", _("failing")), ("healthy", _("healthy"))]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "cooling":
+            return queryset.filter(cooldown_until__gt=now)
+        if self.value() == "failing":
+            return queryset.filter(consecutive_failures__gt=0)
+        if self.value() == "healthy":
+            return queryset.filter(consecutive_failures=0).exclude(cooldown_until__gt=now)
+        return queryset
+
+
 @admin.register(Channel)
 class ChannelAdmin(CatalogueChangesMixin, admin.ModelAdmin):
     form = ChannelAdminForm
@@ -133,8 +152,13 @@ class ChannelAdmin(CatalogueChangesMixin, admin.ModelAdmin):
         "weight",
         "enabled",
         "source",
+        "health",
+        "consecutive_failures",
+        "cooldown_until",
+        "last_error_at",
+        "last_error_short",
     ]
-    list_filter = ["provider_type", "enabled", "source"]
+    list_filter = ["provider_type", "enabled", "source", ChannelHealthFilter]
     search_fields = ["name", "base_url"]
     readonly_fields = [
         "api_key_hint",
@@ -146,6 +170,19 @@ class ChannelAdmin(CatalogueChangesMixin, admin.ModelAdmin):
     ]
     inlines = [ChannelModelInline]
     actions = ["rotate_keys"]
+
+    @admin.display(description=_("Health"))
+    def health(self, obj):
+        """What the relay thinks of the channel: cooling down, failing, or healthy."""
+        if obj.cooldown_until and obj.cooldown_until > timezone.now():
+            return _("cooling down")
+        if obj.consecutive_failures:
+            return _("failing")
+        return _("healthy")
+
+    @admin.display(description=_("Last error"), ordering="last_error_at")
+    def last_error_short(self, obj):
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else obj.last_error
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

@@ -278,3 +278,74 @@ RELAY_DRAIN_SECONDS = env.float("RELAY_DRAIN_SECONDS", default=30.0)
 RELAY_STREAM_QUEUE = env.int("RELAY_STREAM_QUEUE", default=256)
 # The upstream simulator `make run` starts as a demo upstream when no provider key is set.
 MODELGATE_SIMULATOR_URL = env("MODELGATE_SIMULATOR_URL", default="http://127.0.0.1:8900")
+
+# --- dashboard ---
+# Chart.js comes from the npm registry (frontend/package.json, `npm ci --prefix frontend`) and
+# is served from /static/vendor/chartjs/ straight out of node_modules (collectstatic copies it).
+_CHARTJS_DIST = BASE_DIR / "frontend" / "node_modules" / "chart.js" / "dist"
+if _CHARTJS_DIST.exists():
+    STATICFILES_DIRS = [*STATICFILES_DIRS, ("vendor/chartjs", _CHARTJS_DIST)]
+# Rows per page of the usage log and the billing statement.
+DASHBOARD_PAGE_SIZE = env.int("DASHBOARD_PAGE_SIZE", default=50)
+# Fold today's and yesterday's usage into daily roll-ups (the overview reads them for past days).
+CELERY_IMPORTS = [*globals().get("CELERY_IMPORTS", []), "inference.tasks_rollups"]
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "inference-usage-rollups": {
+            "task": "inference.usage_rollups_fold",
+            "schedule": env.float("USAGE_ROLLUP_INTERVAL_SECONDS", default=300.0),
+        },
+    }
+)
+# Money and count filters for every template: {% load dashboard %} → {{ units|usd }}.
+TEMPLATES[0]["OPTIONS"].setdefault("libraries", {})["dashboard"] = "inference.dashboard.templatetags"
+
+# --- relay breadth ---
+# Retriable failures in a row (per process) before a channel cools down for
+# RELAY_CHANNEL_COOLDOWN_SECONDS; after the cooldown it is tried again (the probe).
+RELAY_CHANNEL_FAILURE_THRESHOLD = env.int("RELAY_CHANNEL_FAILURE_THRESHOLD", default=3)
+# Vendors whose models get http(s) image URLs fetched by the gateway (behind the SSRF guard)
+# and inlined; everyone else receives the URL. See inference/fetch.py and docs/relay.md.
+RELAY_FETCH_IMAGE_URL_VENDORS = env.list("RELAY_FETCH_IMAGE_URL_VENDORS", default=["google"])
+RELAY_FETCH_TIMEOUT_SECONDS = env.float("RELAY_FETCH_TIMEOUT_SECONDS", default=10.0)
+RELAY_FETCH_MAX_REDIRECTS = env.int("RELAY_FETCH_MAX_REDIRECTS", default=3)
+# Tests only (never from the environment): let the fetch guard connect to 127.0.0.1 / ::1.
+RELAY_FETCH_ALLOW_LOOPBACK_FOR_TESTS = False
+# Vendors whose OpenAI-format endpoint reads Anthropic-style `cache_control` markers on content
+# parts: an Anthropic-format request translated for them keeps its markers.
+RELAY_CACHE_CONTROL_VENDORS = env.list("RELAY_CACHE_CONTROL_VENDORS", default=["alibaba"])
+
+# --- jobs ---
+# Files of /v1/files and batch output go through the "jobs" storage: a local folder under
+# MEDIA_ROOT by default; any Django storage backend by configuration, e.g. an S3-compatible
+# bucket: JOBS_STORAGE_BACKEND=storages.backends.s3.S3Storage (pip install django-storages[s3])
+# and JOBS_STORAGE_OPTIONS='{"bucket_name": "mg-jobs", "endpoint_url": "https://…"}'. See docs/jobs.md.
+from django.conf import global_settings as _global_settings  # noqa: E402
+
+STORAGES = {
+    **globals().get("STORAGES", _global_settings.STORAGES),
+    "jobs": {
+        "BACKEND": env("JOBS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("JOBS_STORAGE_OPTIONS", default={"location": str(MEDIA_ROOT / "jobs")}),
+    },
+}
+JOBS_FILE_MAX_BYTES = env.int("JOBS_FILE_MAX_BYTES", default=200 * 1024 * 1024)
+BATCH_MAX_LINES = env.int("BATCH_MAX_LINES", default=50_000)
+# Lines per chunk (one Celery task), lines in flight per batch, batches running per organization.
+BATCH_CHUNK_SIZE = env.int("BATCH_CHUNK_SIZE", default=100)
+BATCH_LINE_CONCURRENCY = env.int("BATCH_LINE_CONCURRENCY", default=8)
+BATCH_ORG_MAX_RUNNING = env.int("BATCH_ORG_MAX_RUNNING", default=2)
+# A running chunk's lease (renewed every third of it); a batch nobody renewed for
+# BATCH_STALE_SECONDS is resumed by the periodic sweeper (a worker died).
+BATCH_LEASE_SECONDS = env.float("BATCH_LEASE_SECONDS", default=60.0)
+BATCH_STALE_SECONDS = env.float("BATCH_STALE_SECONDS", default=120.0)
+BATCH_BUSY_RETRY_SECONDS = env.float("BATCH_BUSY_RETRY_SECONDS", default=2.0)
+COMPARE_MAX_TOKENS = env.int("COMPARE_MAX_TOKENS", default=1024)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "jobs-batches-resume": {
+            "task": "inference.tasks.batches_resume_task",
+            "schedule": env.float("BATCH_RESUME_INTERVAL_SECONDS", default=30.0),
+        },
+    }
+)
