@@ -71,3 +71,7 @@ class UsageRecord(models.Model):
             + self.image_input_tokens
             + self.image_output_tokens
         )
+
+
+from .models_jobs import *  # noqa: E402,F403
+from .models_rollups import *  # noqa: E402,F403
