@@ -8,7 +8,11 @@ export MODELGATE_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: install run test lint fmt migrate clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed frontend/node_modules/.package-lock.json
+
+# Chart.js for the dashboard, from the npm registry (served from frontend/node_modules as static files).
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,4 +47,4 @@ fmt: install
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) data staticfiles .pytest_cache
+	rm -rf $(VENV) data staticfiles .pytest_cache frontend/node_modules artifacts

@@ -7,4 +7,5 @@ urlpatterns = [
     path("billing/", views.billing_overview, name="billing"),
     path("billing/topup/", views.billing_topup, name="billing-topup"),
     path("billing/redeem/", views.billing_redeem, name="billing-redeem"),
+    path("billing/threshold/", views.billing_threshold, name="billing-threshold"),
 ]

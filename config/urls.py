@@ -15,7 +15,8 @@ api_patterns = [
 
 urlpatterns = [
     path("", account_views.landing, name="landing"),
-    path("dashboard/", account_views.dashboard, name="dashboard"),
+    path("", include("accounts.urls_web")),  # organization, keys, quickstart pages
+    path("", include("inference.dashboard.urls")),  # overview, usage, operator view
     path("organizations/switch/", account_views.organization_switch, name="organization-switch"),
     path("invitations/<str:token>/", account_views.invitation_accept, name="invitation-accept"),
     path("accounts/", include("allauth.urls")),

@@ -41,6 +41,20 @@ def pytest_runtest_setup(item):
         _missing("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/11")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Live servers run in threads of this process and keep connections to the test database;
+    end them before pytest-django drops it (PostgreSQL refuses to drop a database in use)."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture(autouse=True)
 def _ledger_audit_after_each_test(request):
     """Every test that used the database ends with ``billing_audit`` finding nothing wrong:

@@ -1,0 +1,1 @@
+"""The tenant dashboard (overview, usage log, CSV export) and the operator view."""
