@@ -17,7 +17,7 @@ frontend/node_modules/.package-lock.json: frontend/package-lock.json
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,ocr]'
 	touch $@
 
 migrate: install

@@ -24,7 +24,8 @@ from models_catalog.info import ChannelInfo
 
 RAW_STREAM = {"X-Stainless-Raw-Response": "stream"}
 
-OPENAI_TYPES = frozenset({"openai"})
+# "local" models run in this process (inference.local) and answer in the OpenAI format.
+OPENAI_TYPES = frozenset({"openai", "local"})
 ANTHROPIC_TYPES = frozenset({"anthropic"})
 
 _clients: dict[tuple, object] = {}
@@ -137,6 +138,10 @@ async def open_stream(channel: ChannelInfo, path: str, body: dict, files: list |
     form data, as the SDKs' own ``images.edit`` sends it. Raises the SDK's errors
     (status, connection, timeout) — the caller classifies them.
     """
+    if channel.provider_type == "local":
+        from .local.adapter import open_local
+
+        return await open_local(channel, path, body)
     client = client_for(channel)
     headers = dict(RAW_STREAM)
     if files:

@@ -117,9 +117,14 @@ class ImageRuleKind(models.TextChoices):
     GEMINI_TILES = "gemini_tiles", _("Gemini 258 tokens per 768px tile")
     QWEN_PATCHES = "qwen_patches", _("Qwen-VL 28px patches")
     TILES = "tiles", _("Generic tiles")
+    # The same token count for every image, whatever its size (``params["tokens"]``): a
+    # per-image price expressed as tokens (the local OCR model, docs/local-ocr.md).
+    FIXED = "fixed", _("Fixed tokens per image")
 
 
 class ChannelSource(models.TextChoices):
     ADMIN = "admin", _("Admin")
     ENV = "env", _("Environment")
     SIMULATOR = "simulator", _("Upstream simulator (demo)")
+    # A model run inside the gateway's own processes (provider type ``local``).
+    LOCAL = "local", _("Local model (in process)")

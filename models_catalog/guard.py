@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .constants import Feature, Modality, ModelStatus
+from .constants import Feature, Modality, ModelStatus, Task
 from .errors import CapabilityMismatch, ModelRetired
 from .info import ModelInfo, RequestNeeds
 from .pricing import reference_cost
+
+# Image-reading suggestions need at least this general-vision strength.
+GENERAL_VISION_MIN_SCORE = 50
 
 # Checked in this order; the first one missing shapes the message.
 _ORDER = (
@@ -56,6 +59,9 @@ def models_that_can(needs: RequestNeeds, *, exclude: str | None = None, limit: i
             continue
         if missing_capabilities(info, needs):
             continue
+        reads_for_text = needs.output == Modality.TEXT and Modality.IMAGE in needs.input_modalities
+        if reads_for_text and info.task_score(Task.GENERAL_VISION) < GENERAL_VISION_MIN_SCORE:
+            continue  # suggest models that *understand* images, not special-purpose readers (OCR)
         cost = reference_cost(info, needs)
         able.append((cost is None, cost or 0, info.sort_order, info.id))
     able.sort()

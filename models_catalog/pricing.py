@@ -163,6 +163,8 @@ def image_input_tokens(*, model: ModelInfo, width: int, height: int, detail: str
         return _qwen_patches(width, height, params)
     if rule == ImageRuleKind.TILES:
         return _generic_tiles(width, height, params)
+    if rule == ImageRuleKind.FIXED:
+        return params["tokens"]
     raise InvalidUsage(f"{model.id} does not take image input.", extra={"model": model.id})
 
 
@@ -185,6 +187,8 @@ def max_image_input_tokens(model: ModelInfo) -> int:
         return p.get("max_tokens", 1280) + p.get("extra", 2)
     if rule == ImageRuleKind.TILES:
         return p.get("base", 0) + p.get("max_tiles", 6) * p.get("tile_tokens", 256)
+    if rule == ImageRuleKind.FIXED:
+        return p["tokens"]
     return 0
 
 

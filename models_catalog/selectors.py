@@ -251,3 +251,9 @@ def served_by_simulator(model_id: str) -> bool:
     """True when every enabled channel of the model is the upstream simulator (demo mode)."""
     channels = catalogue_snapshot().channels.get(model_id, ())
     return bool(channels) and all(c.source == "simulator" for c in channels)
+
+
+def demo_mode() -> bool:
+    """True when the only enabled channels are the upstream simulator (``make run`` without keys)."""
+    channels = {c.id: c for group in catalogue_snapshot().channels.values() for c in group}
+    return bool(channels) and all(c.source == "simulator" for c in channels.values())

@@ -364,7 +364,7 @@ def channels_sync_simulator(*, base_url: str, enabled: bool = True) -> dict[str,
     """
     base_url = base_url.rstrip("/")
     result: dict[str, str] = {}
-    vendors = AiModel.objects.values_list("vendor", flat=True).distinct()
+    vendors = AiModel.objects.exclude(vendor=Vendor.LOCAL).values_list("vendor", flat=True).distinct()
     for vendor in sorted(set(vendors)):
         provider_type = ProviderType.ANTHROPIC if vendor == Vendor.ANTHROPIC else ProviderType.OPENAI
         url = (
@@ -392,4 +392,90 @@ def channels_sync_simulator(*, base_url: str, enabled: bool = True) -> dict[str,
         _set_models(channel, model_ids)
         result[name] = "updated"
     catalogue_changed()
+    return result
+
+
+# --- the local provider: models run inside the gateway's own processes (docs/local-ocr.md) -------------
+
+LOCAL_OCR_CHANNEL = "local:ocr"
+
+
+def local_ocr_installed() -> bool:
+    """Whether this install has the ``ocr`` extra (rapidocr + onnxruntime). No import: cheap."""
+    from importlib.util import find_spec
+
+    return find_spec("rapidocr") is not None and find_spec("onnxruntime") is not None
+
+
+@transaction.atomic
+def channels_sync_local(
+    *, enabled: bool | None = None, price_per_image_usd: str | None = None
+) -> dict[str, str]:
+    """The ``local`` provider, idempotently: ``local-ocr`` in the catalogue (loaded by
+    migration 0004; restored here if a test flush or an admin removed it), its per-image
+    price following ``price_per_image_usd`` (default ``settings.LOCAL_OCR_PRICE_PER_IMAGE_USD``;
+    a change appends a price row effective now — history is never rewritten), and a
+    ``local:ocr`` channel (provider type ``local``, source ``local``) serving it.
+
+    ``enabled=None``: the channel is enabled when the ``ocr`` extra is installed, disabled
+    otherwise (a production install without it answers "no channel" instead of failing
+    each request). Returns {name: "created" | "updated" | "unchanged"} for the channel and
+    ``"price"`` when a price row was added.
+    """
+    from django.conf import settings
+
+    from .seed_local import LOCAL_OCR_ID, apply_local_seed, local_ocr_price_units
+
+    result: dict[str, str] = {}
+    if not AiModel.objects.filter(model_id=LOCAL_OCR_ID).exists():
+        apply_local_seed(AiModel=AiModel, TaskScore=TaskScore, Price=Price)
+        result[LOCAL_OCR_ID] = "created"
+    price_usd = price_per_image_usd or getattr(settings, "LOCAL_OCR_PRICE_PER_IMAGE_USD", None)
+    if price_usd:
+        per_token = local_ocr_price_units(str(price_usd))
+        current = Price.objects.filter(
+            model__model_id=LOCAL_OCR_ID, effective_from__lte=timezone.now()
+        ).latest()
+        if current.input_per_mtok != per_token or current.image_input_per_mtok != per_token:
+            price_create(
+                model_id=LOCAL_OCR_ID,
+                effective_from=timezone.now(),
+                input_per_mtok=per_token,
+                image_input_per_mtok=per_token,
+                output_per_mtok=current.output_per_mtok,
+                note=f"LOCAL_OCR_PRICE_PER_IMAGE_USD={price_usd}",
+            )
+            result["price"] = f"{price_usd} USD per image"
+    wanted_enabled = local_ocr_installed() if enabled is None else enabled
+    channel = Channel.objects.select_for_update().filter(name=LOCAL_OCR_CHANNEL).first()
+    if channel is None:
+        channel_create(
+            name=LOCAL_OCR_CHANNEL,
+            provider_type=ProviderType.LOCAL,
+            model_ids=[LOCAL_OCR_ID],
+            # Tried before any other channel serving local-ocr (the simulator's, in the demo).
+            priority=100,
+            enabled=wanted_enabled,
+            source=ChannelSource.LOCAL,
+        )
+        result[LOCAL_OCR_CHANNEL] = "created"
+    else:
+        changed = []
+        for attr, value in (
+            ("provider_type", ProviderType.LOCAL),
+            ("enabled", wanted_enabled),
+            ("source", ChannelSource.LOCAL),
+        ):
+            if getattr(channel, attr) != value:
+                setattr(channel, attr, value)
+                changed.append(attr)
+        if changed:
+            channel.save(update_fields=[*changed, "updated_at"])
+        if not channel.channel_models.filter(model__model_id=LOCAL_OCR_ID).exists():
+            served = list(channel.channel_models.values_list("model__model_id", flat=True))
+            _set_models(channel, [*served, LOCAL_OCR_ID])
+            changed.append("models")
+        result[LOCAL_OCR_CHANNEL] = "updated" if changed else "unchanged"
+    catalogue_changed()
+    logger.info("local channels: %s", result)
     return result

@@ -90,7 +90,6 @@ def catalogue_page(request):
     rows = [_row(info) for info in models_list(**({} if invalid else filters))]
     context = {
         "rows": rows,
-        "demo_mode": any(row["simulated"] for row in rows),
         "filters": {} if invalid else filters,
         "invalid_filter": invalid,
         "input_choices": [(m.value, m.label) for m in INPUT_MODALITIES],

@@ -73,6 +73,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "accounts.context_processors.organization",
+                "models_catalog.context_processors.catalogue",
             ],
         },
     },
@@ -349,3 +350,9 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+
+# --- local models ---
+# The offline OCR model (`local-ocr`, RapidOCR; the `ocr` extra): runs in the web process off
+# the event loop, this many at a time; its price per image (a new price row on bootstrap).
+LOCAL_OCR_MAX_CONCURRENCY = env.int("LOCAL_OCR_MAX_CONCURRENCY", default=2)
+LOCAL_OCR_PRICE_PER_IMAGE_USD = env.str("LOCAL_OCR_PRICE_PER_IMAGE_USD", default="0.001")

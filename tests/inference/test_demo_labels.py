@@ -13,6 +13,7 @@ def test_catalogue_labels_simulated_models(gateway):
     page = httpx.get(gateway.url + "/models/")
     assert "Demo mode" in page.text
     assert "simulator" in page.text
+    assert "upstream simulator" in httpx.get(gateway.url + "/").text  # every page says so
 
 
 def test_real_channels_are_not_labelled(gateway):

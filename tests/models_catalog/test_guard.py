@@ -40,10 +40,14 @@ def test_image_generators_cannot_read_images(resolve, model_id):
         assert resolve(other).status == "active"
     costs = [reference_cost(resolve(m), IMAGE_CHAT) for m in able]
     assert costs == sorted(costs)
+    # Suggestions are general image readers: a special-purpose reader (local OCR) is not one.
     cheapest_vision = sorted(
-        (reference_cost(m, IMAGE_CHAT), m.id) for m in models_list(input="image") if m.status == "active"
+        (reference_cost(m, IMAGE_CHAT), m.id)
+        for m in models_list(input="image")
+        if m.status == "active" and m.task_score("general_vision") >= 50
     )
     assert able == [m for _, m in cheapest_vision[:3]]
+    assert "local-ocr" not in able
 
 
 def test_chat_to_an_image_generator(resolve):

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 
 from models_catalog.constants import ChannelSource
 from models_catalog.models import Channel
-from models_catalog.services import channels_sync_from_env, channels_sync_simulator
+from models_catalog.services import channels_sync_from_env, channels_sync_local, channels_sync_simulator
 
 
 class Command(BaseCommand):
@@ -21,7 +21,10 @@ class Command(BaseCommand):
         Site.objects.update_or_create(pk=settings.SITE_ID, defaults={"domain": host, "name": "Modelgate"})
         self.stdout.write(f"site: {host}")
         env_result = channels_sync_from_env(os.environ)
-        real = Channel.objects.filter(enabled=True).exclude(source=ChannelSource.SIMULATOR)
+        self.stdout.write(f"local models: {channels_sync_local()}")
+        real = Channel.objects.filter(enabled=True).exclude(
+            source__in=[ChannelSource.SIMULATOR, ChannelSource.LOCAL]
+        )
         simulator_url = settings.MODELGATE_SIMULATOR_URL
         if real.exists():
             Channel.objects.filter(source=ChannelSource.SIMULATOR).update(enabled=False)

@@ -1,0 +1,35 @@
+"""The ``local`` provider's first model: ``local-ocr`` (RapidOCR, offline), priced per image
+through the new ``fixed`` image rule; the ``local`` channel source."""
+
+from django.db import migrations, models
+
+
+def load_local_models(apps, schema_editor):
+    from models_catalog.seed_local import apply_local_seed
+
+    apply_local_seed(
+        AiModel=apps.get_model("models_catalog", "AiModel"),
+        TaskScore=apps.get_model("models_catalog", "TaskScore"),
+        Price=apps.get_model("models_catalog", "Price"),
+    )
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('models_catalog', '0003_alter_channel_source'),
+    ]
+
+    operations = [
+        migrations.AlterField(
+            model_name='aimodel',
+            name='image_rule',
+            field=models.CharField(choices=[('none', 'No image input'), ('openai_tiles', 'OpenAI 512px tiles (gpt-4o family)'), ('anthropic_pixels', 'Anthropic width×height/750'), ('gemini_tiles', 'Gemini 258 tokens per 768px tile'), ('qwen_patches', 'Qwen-VL 28px patches'), ('tiles', 'Generic tiles'), ('fixed', 'Fixed tokens per image')], default='none', max_length=32),
+        ),
+        migrations.AlterField(
+            model_name='channel',
+            name='source',
+            field=models.CharField(choices=[('admin', 'Admin'), ('env', 'Environment'), ('simulator', 'Upstream simulator (demo)'), ('local', 'Local model (in process)')], default='admin', max_length=16),
+        ),
+        migrations.RunPython(load_local_models, migrations.RunPython.noop),
+    ]
