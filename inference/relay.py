@@ -235,12 +235,24 @@ async def relay(request, endpoint: Endpoint):
             channels=channels,
             files=files,
         )
-        ctx.admission = await sync_to_async(request_admit)(
-            org_id=ctx.org_id, key=key, plan=plan, model=model, multiplier=multiplier, request_id=request_id
-        )
+        await _admit(ctx)
     except ApplicationError as exc:
         return endpoint.render_error(exc, request_id)
     return await _call_upstream(ctx, body)
+
+
+async def _admit(ctx: Context) -> None:
+    """Place the hold (and the key's spend reservation) for the request: the last step before
+    the upstream call, and the first that moves money."""
+    ctx.admission = await sync_to_async(request_admit)(
+        org_id=ctx.org_id,
+        key=ctx.key,
+        plan=ctx.plan,
+        model=ctx.model,
+        multiplier=ctx.multiplier,
+        request_id=ctx.request_id,
+        batch=ctx.batch,
+    )
 
 
 # --- the upstream call, with failover before the first byte ------------------------------------------
@@ -682,15 +694,7 @@ async def relay_call(
             batch=batch,
             on_settled=on_settled,
         )
-        ctx.admission = await sync_to_async(request_admit)(
-            org_id=ctx.org_id,
-            key=key,
-            plan=plan,
-            model=model,
-            multiplier=multiplier,
-            request_id=request_id,
-            batch=batch,
-        )
+        await _admit(ctx)
     except ApplicationError as exc:
         response = endpoint.render_error(exc, request_id)
         return response.status_code, orjson.loads(response.content)
