@@ -17,11 +17,8 @@ from pathlib import Path
 PO = Path(__file__).resolve().parent / "zh_Hans" / "LC_MESSAGES" / "django.po"
 
 ZH = {
-    # --- demo mode (the upstream simulator) ---
-    "Demo mode": "演示模式",
+    # --- demo mode banner (the upstream simulator) ---
     "models are answered by the bundled upstream simulator, not by real providers. Set provider keys (OPENAI_API_KEY, ANTHROPIC_API_KEY, …) to use real models.": "模型由内置的上游模拟器应答，而不是真实的模型提供商。设置提供商密钥（OPENAI_API_KEY、ANTHROPIC_API_KEY 等）即可使用真实模型。",
-    "simulator": "模拟器",
-    "Upstream simulator (demo)": "上游模拟器（演示）",
     # --- errors and messages from services ---
     "This endpoint needs a signed-in user, not an API key.": "此接口需要登录用户，不能使用 API 密钥。",
     "Not allowed for %(who)s.": "%(who)s 无权执行此操作。",
