@@ -13,3 +13,9 @@ if settings.MODELGATE_SERVE_STATIC:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     application = ASGIStaticFilesHandler(application)
+
+# Graceful shutdown: answer the ASGI lifespan protocol; on shutdown wait for the stream pumps
+# that outlive their requests (they settle the holds) — see config/lifespan.py.
+from config.lifespan import LifespanApp  # noqa: E402
+
+application = LifespanApp(application)

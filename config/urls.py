@@ -15,6 +15,7 @@ api_patterns = [
 
 urlpatterns = [
     path("", account_views.landing, name="landing"),
+    path("", include("config.health")),  # /healthz, /readyz, /metrics
     path("", include("accounts.urls_web")),  # organization, keys, quickstart pages
     path("", include("inference.dashboard.urls")),  # overview, usage, operator view
     path("organizations/switch/", account_views.organization_switch, name="organization-switch"),

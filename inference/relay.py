@@ -54,6 +54,7 @@ from .errors import (
     openai_error,
 )
 from .fetch import fetch_body_images, fetches_images_for
+from .metrics import relay_log_context, relay_observe
 from .models import UsageSource, UsageStatus
 from .ratelimit import rate_check, rate_record_tokens
 from .services import Admission, Outcome, request_admit, request_finish
@@ -66,7 +67,7 @@ from .upstream import (
     failure_from,
     open_stream,
 )
-from .wire import ANTHROPIC, OPENAI, RequestPlan, body_parse
+from .wire import ANTHROPIC, OPENAI, RequestPlan, body_parse, request_body
 
 logger = logging.getLogger("modelgate.relay")
 
@@ -206,7 +207,7 @@ def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
 
 
 def _read_json(request) -> tuple[dict, list]:
-    return body_parse(request.body), []
+    return body_parse(request_body(request)), []
 
 
 async def relay(request, endpoint: Endpoint):
@@ -235,6 +236,7 @@ async def relay(request, endpoint: Endpoint):
             channels=channels,
             files=files,
         )
+        relay_log_context(ctx)
         await _admit(ctx)
     except ApplicationError as exc:
         return endpoint.render_error(exc, request_id)
@@ -375,6 +377,7 @@ async def _finish(ctx: Context, outcome: Outcome) -> None:
         stream=ctx.plan.stream,
         outcome=outcome,
     )
+    relay_observe(ctx, outcome)
     if outcome.usage is not None and ctx.key.tpm_limit:
         u = outcome.usage
         tokens = u.input_tokens + u.output_tokens + u.cached_input_tokens + u.cache_write_tokens

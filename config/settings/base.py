@@ -356,3 +356,62 @@ CELERY_BEAT_SCHEDULE.update(
 # the event loop, this many at a time; its price per image (a new price row on bootstrap).
 LOCAL_OCR_MAX_CONCURRENCY = env.int("LOCAL_OCR_MAX_CONCURRENCY", default=2)
 LOCAL_OCR_PRICE_PER_IMAGE_USD = env.str("LOCAL_OCR_PRICE_PER_IMAGE_USD", default="0.001")
+
+# --- security ---
+# Login throttling (django-axes): failed logins are counted per (e-mail, client IP); after
+# AXES_FAILURE_LIMIT failures that pair is locked out for AXES_COOLOFF_TIME hours (HTTP 429),
+# a successful login resets the count. Appended here instead of editing the lists above:
+# axes' backend must come first, its middleware last.
+INSTALLED_APPS += ["axes"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_TIME_HOURS", default=1.0)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# allauth authenticates with ``email=``, the admin with ``username=`` (the e-mail too).
+
+
+def _axes_username(request, credentials=None):
+    credentials = credentials or {}
+    data = getattr(request, "POST", None) or {}
+    name = credentials.get("email") or credentials.get("username") or data.get("login") or ""
+    return str(name).strip().lower()
+
+
+AXES_USERNAME_CALLABLE = _axes_username
+AXES_SENSITIVE_PARAMETERS = ["password", "password1", "password2", "api_key", "secret"]
+# Behind a proxy, set the number of trusted proxies so the client IP is not spoofable.
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_IPWARE_PROXY_COUNT", default=0) or None
+
+# --- operations ---
+# Health, metrics, structured logs, graceful shutdown, retention (docs/operations.md).
+READYZ_TIMEOUT_SECONDS = env.float("READYZ_TIMEOUT_SECONDS", default=2.0)
+# Bearer token for /metrics; empty = only loopback clients not coming through a proxy.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# The ledger sums on /metrics are one aggregate query, reused for this many seconds.
+METRICS_LEDGER_CACHE_SECONDS = env.float("METRICS_LEDGER_CACHE_SECONDS", default=60.0)
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+# On SIGTERM, after uvicorn's --timeout-graceful-shutdown, wait this long for stream pumps.
+SHUTDOWN_DRAIN_SECONDS = env.float("SHUTDOWN_DRAIN_SECONDS", default=30.0)
+# Load balancers probe over plain HTTP: never redirect the probes to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# LOG_FORMAT=json: one JSON object per line (web and workers) — config/logs.py.
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING["formatters"]["json"] = {"()": "config.logs.JsonFormatter"}
+if LOG_FORMAT == "json":
+    LOGGING["handlers"]["console"]["formatter"] = "json"
+    # Let Django's LOGGING (not Celery's own setup) format the worker's records too.
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Raw usage records older than this many days are pruned daily; daily roll-ups are kept.
+USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=400)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "inference.tasks_retention"]
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "inference-usage-retention": {
+            "task": "inference.usage_records_prune",
+            "schedule": env.float("USAGE_RETENTION_INTERVAL_SECONDS", default=86400.0),
+        },
+    }
+)
