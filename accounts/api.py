@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import PermissionDenied
-from config.pagination import paginated_response
+from config.pagination import page_of, paginated_response
 
 from . import selectors, services
 from .api_context import HasOrgPermission, api_context
@@ -174,7 +174,7 @@ class ApiKeyListCreateApi(APIView):
         perm = Perm.KEYS_CREATE if self.request.method == "POST" else Perm.ORG_VIEW
         return [HasOrgPermission.of(perm)()]
 
-    @extend_schema(responses=_ApiKeyOut(many=True), operation_id="keys_list")
+    @extend_schema(responses=page_of(_ApiKeyOut), operation_id="keys_list")
     def get(self, request):
         ctx = api_context(request)
         return paginated_response(request, self, selectors.api_keys_for_org(org=ctx.org), _ApiKeyOut)
@@ -235,7 +235,7 @@ class _MemberOut(serializers.Serializer):
 class MemberListApi(APIView):
     permission_classes = [SessionOnly, HasOrgPermission.of(Perm.MEMBERS_VIEW)]
 
-    @extend_schema(responses=_MemberOut(many=True), operation_id="members_list")
+    @extend_schema(responses=page_of(_MemberOut), operation_id="members_list")
     def get(self, request):
         ctx = api_context(request)
         return paginated_response(request, self, selectors.members_for_org(org=ctx.org), _MemberOut)
@@ -291,7 +291,7 @@ class InvitationListCreateApi(APIView):
         email = serializers.EmailField()
         role = serializers.ChoiceField(choices=[Role.MEMBER, Role.ADMIN], default=Role.MEMBER)
 
-    @extend_schema(responses=_InvitationOut(many=True), operation_id="invitations_list")
+    @extend_schema(responses=page_of(_InvitationOut), operation_id="invitations_list")
     def get(self, request):
         ctx = api_context(request)
         return paginated_response(request, self, selectors.invitations_for_org(org=ctx.org), _InvitationOut)

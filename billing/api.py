@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from accounts.api_context import HasOrgPermission, api_context
 from accounts.permissions import Perm
-from config.pagination import paginated_response
+from config.pagination import page_of, paginated_response
 
 from . import payments, selectors, services
 from .errors import InvalidAmount
@@ -94,7 +94,7 @@ class LedgerListApi(APIView):
         pass
 
     @extend_schema(
-        parameters=[FilterSerializer], responses=OutputSerializer(many=True), operation_id="ledger_list"
+        parameters=[FilterSerializer], responses=page_of(OutputSerializer), operation_id="ledger_list"
     )
     def get(self, request):
         ctx = api_context(request)
@@ -155,7 +155,7 @@ class TopUpListCreateApi(APIView):
         topup_id = serializers.IntegerField()
         checkout_url = serializers.CharField()
 
-    @extend_schema(responses=OutputSerializer(many=True), operation_id="topup_list")
+    @extend_schema(responses=page_of(OutputSerializer), operation_id="topup_list")
     def get(self, request):
         qs = selectors.topups_for_org(org_id=api_context(request).org.pk)
         return paginated_response(request, self, qs, self.OutputSerializer)

@@ -13,6 +13,7 @@ import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.authentication import api_key_check
@@ -125,7 +126,10 @@ def _file_upload(request, key) -> HttpResponse:
             code="file_too_large",
             extra={"param": "file"},
         )
-    upload = request.FILES.get("file")
+    try:
+        upload = request.FILES.get("file")
+    except MultiPartParserError as exc:
+        raise InvalidRequest(f"The multipart body could not be read: {exc}", extra={"param": "file"}) from None
     if upload is None:
         raise InvalidRequest("Send the file as multipart form field `file`.", extra={"param": "file"})
     created = file_services.file_create(

@@ -59,6 +59,21 @@ class RequestPlan:
         )
 
 
+def request_body(request) -> bytes:
+    """``request.body``, with Django's own size refusal (DATA_UPLOAD_MAX_MEMORY_SIZE, an HTML 400)
+    turned into the relay's 413 so the caller gets it in its wire format."""
+    from django.core.exceptions import RequestDataTooBig
+
+    try:
+        return request.body
+    except RequestDataTooBig:
+        raise InvalidRequest(
+            f"The request body is too large; the limit is {settings.RELAY_MAX_BODY_BYTES} bytes.",
+            status=413,
+            code="request_too_large",
+        ) from None
+
+
 def body_parse(raw: bytes) -> dict:
     if len(raw) > settings.RELAY_MAX_BODY_BYTES:
         raise InvalidRequest(
@@ -382,7 +397,7 @@ def read_multipart(request) -> tuple[dict, list]:
         raise InvalidRequest(
             "Send multipart/form-data (as the SDK's images.edit does).", code="invalid_content_type"
         )
-    if len(request.body) > settings.RELAY_MAX_BODY_BYTES:
+    if len(request_body(request)) > settings.RELAY_MAX_BODY_BYTES:
         raise InvalidRequest("The request body is too large.", status=413, code="request_too_large")
     body: dict = {}
     for name in _EDIT_FIELDS:

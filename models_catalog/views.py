@@ -6,8 +6,11 @@ SDKs always send one, and it is simply not checked here).
 
 from __future__ import annotations
 
+import functools
+
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from .constants import INPUT_MODALITIES, OUTPUT_MODALITIES, Task, task_normalize
@@ -20,6 +23,23 @@ from .selectors import model_resolve, models_list, served_by_simulator
 def _openai_error(message: str, *, code: str, param: str | None, status: int) -> JsonResponse:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
     return JsonResponse(body, status=status)
+
+
+def _get_only(view):
+    """GET (and HEAD) only; other methods get a 405 in the OpenAI error shape."""
+
+    @csrf_exempt  # an API endpoint: no cookies involved, any method answers in the API's shape
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.method not in ("GET", "HEAD"):
+            response = _openai_error(
+                "Use GET for this endpoint.", code="method_not_allowed", param=None, status=405
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def _filters(params) -> tuple[dict, JsonResponse | None]:
@@ -49,7 +69,7 @@ def _filters(params) -> tuple[dict, JsonResponse | None]:
     return filters, None
 
 
-@require_GET
+@_get_only
 def v1_models_list(request):
     filters, error = _filters(request.GET)
     if error:
@@ -58,7 +78,7 @@ def v1_models_list(request):
     return JsonResponse({"object": "list", "data": data})
 
 
-@require_GET
+@_get_only
 def v1_model_detail(request, model_id: str):
     try:
         info = model_resolve(model_id)

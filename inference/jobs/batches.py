@@ -132,9 +132,9 @@ def batch_create(
     completion_window: str = "24h",
     metadata: dict | None = None,
 ) -> Batch:
-    if endpoint not in ENDPOINTS:
+    if not isinstance(endpoint, str) or endpoint not in ENDPOINTS:
         raise InvalidRequest(f"endpoint must be one of: {', '.join(ENDPOINTS)}.", extra={"param": "endpoint"})
-    if completion_window not in COMPLETION_WINDOWS:
+    if not isinstance(completion_window, str) or completion_window not in COMPLETION_WINDOWS:
         raise InvalidRequest("completion_window must be 24h.", extra={"param": "completion_window"})
     if not isinstance(input_file_id, str) or not input_file_id:
         raise InvalidRequest("input_file_id is required.", extra={"param": "input_file_id"})
