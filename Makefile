@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PORT   ?= 8000
 export MODELGATE_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install run test lint fmt migrate clean
+.PHONY: install run test lint fmt migrate clean bench
 
 install: $(VENV)/.installed frontend/node_modules/.package-lock.json
 
@@ -48,3 +48,16 @@ fmt: install
 
 clean:
 	rm -rf $(VENV) data staticfiles .pytest_cache frontend/node_modules artifacts
+
+BENCH_LITELLM := bench/.venv-litellm
+
+# Benchmarks (docs/benchmarks.md): nginx + wrk from Debian, LiteLLM in its own venv, PostgreSQL +
+# Redis on localhost. About 12 minutes. BENCH_ARGS: --rounds, --streams 500,1000,2000, --only …, --skip-litellm.
+bench: install $(BENCH_LITELLM)/.installed
+	command -v nginx >/dev/null && command -v wrk >/dev/null || (apt-get update && apt-get install -y nginx wrk)
+	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+$(BENCH_LITELLM)/.installed:
+	test -x $(BENCH_LITELLM)/bin/python || $(PYTHON) -m venv $(BENCH_LITELLM)
+	$(BENCH_LITELLM)/bin/pip install --quiet 'litellm[proxy]' py-spy
+	touch $@
