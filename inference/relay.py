@@ -115,7 +115,6 @@ class Context:
     request_id: str
     started: float
     key: ApiKey
-    org_id: int
     model: ModelInfo
     multiplier: Fraction
     plan: RequestPlan
@@ -132,6 +131,10 @@ class Context:
     @property
     def translating(self) -> bool:
         return self.upstream_format != self.endpoint.wire_format
+
+    @property
+    def org_id(self) -> int:
+        return self.key.organization_id
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.started) * 1000)
@@ -229,7 +232,6 @@ async def relay(request, endpoint: Endpoint):
             request_id=request_id,
             started=started,
             key=key,
-            org_id=key.organization_id,
             model=model,
             multiplier=multiplier,
             plan=plan,
@@ -689,7 +691,6 @@ async def relay_call(
             request_id=request_id,
             started=started,
             key=key,
-            org_id=key.organization_id,
             model=model,
             multiplier=multiplier,
             plan=plan,
