@@ -16,13 +16,11 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from accounts.authentication import api_key_check
 from accounts.keys import key_from_headers
-from accounts.selectors import api_key_lookup
-from accounts.services import api_key_touch
 from config.errors import ApplicationError
 
-from .errors import AuthenticationFailed, InvalidRequest, openai_error
+from .auth import v1_authenticate
+from .errors import InvalidRequest, openai_error
 from .jobs import batches as batch_services
 from .jobs import files as file_services
 from .models_jobs import Batch, JobFile
@@ -39,13 +37,7 @@ def _ts(value) -> int | None:
 
 
 def _key(request):
-    secret = key_from_headers(request.headers)
-    key = api_key_lookup(secret=secret) if secret else None
-    problem = api_key_check(key) if secret else "Missing API key: send `Authorization: Bearer <key>`."
-    if problem:
-        raise AuthenticationFailed(problem)
-    api_key_touch(key=key)
-    return key
+    return v1_authenticate(key_from_headers(request.headers))
 
 
 def openai_view(*methods: str):
@@ -129,7 +121,9 @@ def _file_upload(request, key) -> HttpResponse:
     try:
         upload = request.FILES.get("file")
     except MultiPartParserError as exc:
-        raise InvalidRequest(f"The multipart body could not be read: {exc}", extra={"param": "file"}) from None
+        raise InvalidRequest(
+            f"The multipart body could not be read: {exc}", extra={"param": "file"}
+        ) from None
     if upload is None:
         raise InvalidRequest("Send the file as multipart form field `file`.", extra={"param": "file"})
     created = file_services.file_create(

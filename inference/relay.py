@@ -32,11 +32,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpResponse, StreamingHttpResponse
 
-from accounts.authentication import api_key_check
 from accounts.keys import key_from_headers
 from accounts.models import ApiKey
-from accounts.selectors import api_key_lookup
-from accounts.services import api_key_touch
 from config.errors import ApplicationError
 from models_catalog.guard import guard_check, models_that_can
 from models_catalog.info import ChannelInfo, ModelInfo, RequestNeeds, Usage
@@ -44,8 +41,8 @@ from models_catalog.selectors import channels_for_model, model_resolve, pricing_
 
 from . import translate
 from . import usage as usage_rules
+from .auth import v1_authenticate
 from .errors import (
-    AuthenticationFailed,
     InvalidRequest,
     ModelNotAllowed,
     NoChannel,
@@ -143,15 +140,6 @@ class Context:
 # --- before any money moves ------------------------------------------------------------------
 
 
-def _authenticate(secret: str | None) -> ApiKey:
-    key = api_key_lookup(secret=secret) if secret else None
-    problem = api_key_check(key) if secret else "Missing API key: send `Authorization: Bearer <key>`."
-    if problem:
-        raise AuthenticationFailed(problem)
-    api_key_touch(key=key)
-    return key
-
-
 def _resolve(key: ApiKey, plan: RequestPlan, endpoint: Endpoint):
     """Model, allowlist, guard, plan multiplier and channels — cache reads, before any money moves."""
     model = model_resolve(plan.model_id)
@@ -205,7 +193,7 @@ async def _with_fetched_images(endpoint: Endpoint, model: ModelInfo, body: dict,
 
 def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
     """Authenticate and resolve in one hop (mostly cache reads)."""
-    key = _authenticate(secret)
+    key = v1_authenticate(secret)
     return (key, *_resolve(key, plan, endpoint))
 
 
