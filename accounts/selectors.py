@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
@@ -10,7 +13,7 @@ from config.errors import NotFound
 
 from .keys import key_hash, looks_like_key
 from .models import ApiKey, Invitation, Membership, Organization, User
-from .services import KEY_CACHE_TTL, _key_cache_key
+from .services import KEY_CACHE_TTL, LOCAL_KEYS, LOCAL_KEYS_MAX, _key_cache_key
 
 
 def organizations_for_user(*, user: User) -> QuerySet[Organization]:
@@ -67,12 +70,19 @@ def api_key_get(*, org: Organization, key_id: int) -> ApiKey:
 def api_key_lookup(*, secret: str) -> ApiKey | None:
     """The key (with its organization) for a presented secret, or None.
 
-    Cached by hash for KEY_CACHE_TTL; update and revoke evict the entry. Validity
+    Cached by hash for KEY_CACHE_TTL in the shared cache, and for
+    API_KEY_LOCAL_CACHE_SECONDS in this process; update and revoke evict both. Validity
     (revoked, expired) is checked by the caller on every request.
     """
     if not looks_like_key(secret):
         return None
     digest = key_hash(secret)
+    local_ttl = settings.API_KEY_LOCAL_CACHE_SECONDS
+    now = time.monotonic()
+    if local_ttl > 0:
+        hit = LOCAL_KEYS.get(digest)
+        if hit is not None and now - hit[0] < local_ttl:
+            return hit[1]
     cache_key = _key_cache_key(digest)
     key = cache.get(cache_key)
     if key is None:
@@ -80,4 +90,8 @@ def api_key_lookup(*, secret: str) -> ApiKey | None:
         if key is None:
             return None
         cache.set(cache_key, key, KEY_CACHE_TTL)
+    if local_ttl > 0:
+        if len(LOCAL_KEYS) >= LOCAL_KEYS_MAX:
+            LOCAL_KEYS.clear()
+        LOCAL_KEYS[digest] = (now, key)
     return key

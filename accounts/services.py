@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import time
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +23,14 @@ from .permissions import Perm, role_has
 
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 KEY_CACHE_TTL = 300
+
+# Per-process copies on the relay's hot path (``api_key_lookup``, ``api_key_touch``): the key by
+# hash for API_KEY_LOCAL_CACHE_SECONDS, and when this process last recorded a key's use. An
+# update or revocation evicts this process's copy at once (on commit) and the shared cache
+# entry; other processes drop theirs within API_KEY_LOCAL_CACHE_SECONDS.
+LOCAL_KEYS: dict[str, tuple[float, ApiKey]] = {}
+LOCAL_KEYS_MAX = 10_000
+_touched: dict[int, float] = {}
 
 
 def _audit(*, org: Organization, acting_user: User | None, event: str, **detail) -> None:
@@ -235,7 +244,11 @@ def _key_cache_key(secret_hash: str) -> str:
 
 
 def _key_cache_forget(key: ApiKey) -> None:
-    transaction.on_commit(lambda: cache.delete(_key_cache_key(key.secret_hash)))
+    def forget() -> None:
+        LOCAL_KEYS.pop(key.secret_hash, None)
+        cache.delete(_key_cache_key(key.secret_hash))
+
+    transaction.on_commit(forget)
 
 
 def _validate_limits(
@@ -361,12 +374,22 @@ def api_key_revoke(*, actor: Membership | None, key: ApiKey, acting_user: User |
 
 
 def api_key_touch(*, key: ApiKey) -> None:
-    """Record use, at most once a minute per key: a cache ``add`` gates one cheap UPDATE."""
-    if not cache.add(f"apikey-touched:{key.pk}", 1, int(LAST_USED_RESOLUTION.total_seconds())):
+    """Record use, at most once a minute per key: a cache ``add`` gates one cheap UPDATE, and
+    this process asks the cache at most once a minute per key."""
+    resolution = LAST_USED_RESOLUTION.total_seconds()
+    mono = time.monotonic()
+    if mono - _touched.get(key.pk, -resolution) < resolution:
+        return
+    _touched[key.pk] = mono
+    if not cache.add(f"apikey-touched:{key.pk}", 1, int(resolution)):
         return
     now = timezone.now()
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     key.last_used_at = now
+
+
+def api_key_touch_forget() -> None:
+    _touched.clear()
 
 
 def api_key_add_spend(*, key_id: int, amount_units: int) -> None:

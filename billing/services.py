@@ -294,6 +294,7 @@ def hold_settle(
     idempotency_key: str,
     description: str = "",
     metadata: dict | None = None,
+    savepoint: bool = True,
 ) -> LedgerEntry | None:
     """Charge the actual cost of a held request and end the hold, in one transaction.
 
@@ -303,6 +304,10 @@ def hold_settle(
     was already settled (under another key) or released is not charged again and
     ``None`` is returned. A hold that expired before its settlement is still charged
     (once), so usage that happened is never lost.
+
+    Inside a caller's transaction the statement runs in a savepoint, so that a constraint
+    violation leaves the caller's transaction usable; ``savepoint=False`` saves the two round
+    trips when the caller would fail as a whole anyway (the relay's settlement).
     """
     _require_units(actual_units, name="actual_units")
     if not idempotency_key:
@@ -313,7 +318,7 @@ def hold_settle(
     metadata_json = json.dumps(metadata)
     now = timezone.now()
     if _is_postgres():
-        rows = _fetch_guarded(
+        rows = (_fetch_guarded if savepoint else _fetch)(
             _PG_HOLD_SETTLE,
             [
                 _dt(now),

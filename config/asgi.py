@@ -6,6 +6,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 application = get_asgi_application()
 
+# The relay's POST endpoints skip the (synchronous) middleware stack: config/relay_asgi.py.
+from config.relay_asgi import RelayASGIHandler, Router, relay_paths  # noqa: E402
+
+application = Router(application, RelayASGIHandler(), relay_paths())
+
 from django.conf import settings  # noqa: E402  (settings are ready only after the app is built)
 
 if settings.MODELGATE_SERVE_STATIC:

@@ -1,7 +1,7 @@
 """The relay: authenticate → plan → guard → limits → hold → upstream → settle.
 
-Async, under ASGI. Database work happens in three short ``sync_to_async`` hops
-(prepare, admit, finish); no transaction is open while the upstream is called.
+Async, under ASGI. Database work happens in three short hops to ``config.asyncdb``'s
+threads (prepare, admit, finish); no transaction is open while the upstream is called.
 
 Streams are relayed by a *pump* task that reads the upstream, keeps the usage and the
 text produced, and hands events to the response through a queue. The pump — not the
@@ -27,13 +27,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import orjson
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.http import HttpResponse, StreamingHttpResponse
 
 from accounts.keys import key_from_headers
 from accounts.models import ApiKey
+from config.asyncdb import db_call
 from config.errors import ApplicationError
 from models_catalog.guard import guard_check, models_that_can
 from models_catalog.info import ChannelInfo, ModelInfo, RequestNeeds, Usage
@@ -207,8 +206,8 @@ async def relay(request, endpoint: Endpoint):
     try:
         body, files = (endpoint.read or _read_json)(request)
         plan = endpoint.plan(body, files)
-        key, model, multiplier, channels = await sync_to_async(_prepare)(
-            key_from_headers(request.headers), plan, endpoint
+        key, model, multiplier, channels = await db_call(
+            _prepare, key_from_headers(request.headers), plan, endpoint
         )
         estimated_tokens = plan.text_tokens + (plan.max_output_tokens or 0)
         await rate_check(
@@ -236,7 +235,8 @@ async def relay(request, endpoint: Endpoint):
 async def _admit(ctx: Context) -> None:
     """Place the hold (and the key's spend reservation) for the request: the last step before
     the upstream call, and the first that moves money."""
-    ctx.admission = await sync_to_async(request_admit)(
+    ctx.admission = await db_call(
+        request_admit,
         org_id=ctx.org_id,
         key=ctx.key,
         plan=ctx.plan,
@@ -335,8 +335,11 @@ async def _channel_failed(channel: ChannelInfo, failure: UpstreamFailure) -> Non
     threshold = max(settings.RELAY_CHANNEL_FAILURE_THRESHOLD, 1)
     cooldown = settings.RELAY_CHANNEL_COOLDOWN_SECONDS if failures >= threshold else 0
     logger.warning("upstream channel %s failed: %s %s", channel.name, failure.status, failure.message)
-    await sync_to_async(channel_record_failure)(
-        channel_id=channel.id, error=f"{failure.status}: {failure.message}", cooldown_seconds=cooldown
+    await db_call(
+        channel_record_failure,
+        channel_id=channel.id,
+        error=f"{failure.status}: {failure.message}",
+        cooldown_seconds=cooldown,
     )
 
 
@@ -345,13 +348,14 @@ async def _channel_ok(channel: ChannelInfo) -> None:
         from models_catalog.services import channel_record_success
 
         _channel_failures.pop(channel.id, None)
-        await sync_to_async(channel_record_success)(channel_id=channel.id)
+        await db_call(channel_record_success, channel_id=channel.id)
 
 
 async def _finish(ctx: Context, outcome: Outcome) -> None:
     outcome.latency_ms = outcome.latency_ms or ctx.elapsed_ms()
     outcome.ttft_ms = ctx.ttft_ms
-    await sync_to_async(_finish_sync)(
+    await db_call(
+        request_finish,
         batch=ctx.batch,
         on_settled=ctx.on_settled,
         response_status=outcome.http_status,
@@ -372,15 +376,6 @@ async def _finish(ctx: Context, outcome: Outcome) -> None:
         u = outcome.usage
         tokens = u.input_tokens + u.output_tokens + u.cached_input_tokens + u.cache_write_tokens
         await rate_record_tokens(key_id=ctx.key.pk, tpm_limit=ctx.key.tpm_limit, tokens=tokens)
-
-
-def _finish_sync(**kwargs) -> None:
-    """Settle, then give back the connection the way Django does at the end of a request:
-    streams settle in a pump task that outlives its request."""
-    try:
-        request_finish(**kwargs)
-    finally:
-        close_old_connections()
 
 
 async def _all_failed(ctx: Context, failure: UpstreamFailure | None) -> HttpResponse:
@@ -672,7 +667,7 @@ async def relay_call(
                 "Streaming is not available here; remove `stream`.", extra={"param": "stream"}
             )
         plan = endpoint.plan(body, [])
-        model, multiplier, channels = await sync_to_async(_resolve)(key, plan, endpoint)
+        model, multiplier, channels = await db_call(_resolve, key, plan, endpoint)
         body, plan = await _with_fetched_images(endpoint, model, body, plan, [])
         ctx = Context(
             endpoint=endpoint,

@@ -2,7 +2,9 @@ from django.urls import path
 
 from . import views
 
-urlpatterns = [
+# The relay's POST endpoints; config.asgi serves these paths without the middleware stack
+# (config/relay_asgi.py).
+relay_urlpatterns = [
     path("v1/chat/completions", views.chat_completions, name="v1-chat-completions"),
     path("v1/messages", views.messages, name="v1-messages"),
     # The official Anthropic SDK appends /v1/messages to its base URL; the seed article's
@@ -12,6 +14,7 @@ urlpatterns = [
     path("v1/images/generations", views.images_generations, name="v1-images-generations"),
     path("v1/images/edits", views.images_edits, name="v1-images-edits"),
 ]
+urlpatterns = list(relay_urlpatterns)
 
 # --- jobs: /v1/files, /v1/batches (OpenAI shapes), the compare and batches pages ---
 from . import api_v1_jobs, views_jobs  # noqa: E402

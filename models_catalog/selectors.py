@@ -150,13 +150,28 @@ def _build(version: str) -> CatalogueSnapshot:
 # --- caching -----------------------------------------------------------------------------
 
 _local: tuple[str, float, CatalogueSnapshot] | None = None
+# The shared version as this process last read it: (monotonic time, version). The relay asks for
+# the snapshot several times per request; the shared cache is asked at most once every
+# CATALOGUE_VERSION_CHECK_SECONDS (a change made in this process resets it at once).
+_version_seen: tuple[float, str] | None = None
+
+
+def catalogue_version_forget() -> None:
+    global _version_seen
+    _version_seen = None
 
 
 def catalogue_version() -> str:
+    global _version_seen
+    now = time.monotonic()
+    seen = _version_seen
+    if seen is not None and now - seen[0] < settings.CATALOGUE_VERSION_CHECK_SECONDS:
+        return seen[1]
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
         version = cache.get(VERSION_KEY) or uuid.uuid4().hex
+    _version_seen = (now, version)
     return version
 
 

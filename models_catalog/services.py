@@ -19,13 +19,14 @@ from . import crypto
 from .constants import ChannelSource, ModelStatus, ProviderType, Vendor
 from .errors import ChannelNotFound, ModelNotFound
 from .models import AiModel, Channel, ChannelModel, ModelAlias, Price, PricingPlan, TaskScore
-from .selectors import VERSION_KEY
+from .selectors import VERSION_KEY, catalogue_version_forget
 
 logger = logging.getLogger(__name__)
 
 
 def _bump() -> None:
     cache.set(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    catalogue_version_forget()
 
 
 def catalogue_changed() -> None:

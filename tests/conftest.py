@@ -73,13 +73,24 @@ def _ledger_audit_after_each_test(request):
     assert problems == [], "ledger audit after the test:\n" + "\n".join(map(str, problems))
 
 
-@pytest.fixture(autouse=True)
-def _clear_cache():
+def _clear_caches() -> None:
+    """The shared cache and the per-process copies kept in front of it on the relay's hot path."""
     from django.core.cache import cache
 
+    from accounts.services import LOCAL_KEYS, api_key_touch_forget
+    from models_catalog.selectors import catalogue_version_forget
+
     cache.clear()
+    LOCAL_KEYS.clear()
+    api_key_touch_forget()
+    catalogue_version_forget()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    _clear_caches()
     yield
-    cache.clear()
+    _clear_caches()
 
 
 @pytest.fixture

@@ -95,6 +95,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Threads for the ORM work of async code (config/asyncdb.py): each keeps one connection, so a
+# web process holds at most this many, however many requests and streams are in flight.
+DB_THREADS = env.int("DB_THREADS", default=8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -257,6 +260,12 @@ CELERY_BEAT_SCHEDULE.update(
 # With Redis every write is seen at once; with the local-memory cache other processes
 # catch up within this many seconds.
 CATALOGUE_CACHE_SECONDS = env.int("CATALOGUE_CACHE_SECONDS", default=60)
+# How often a process asks the shared cache whether the catalogue changed (prices, channels,
+# models): a change made elsewhere reaches every process within this many seconds.
+CATALOGUE_VERSION_CHECK_SECONDS = env.float("CATALOGUE_VERSION_CHECK_SECONDS", default=1.0)
+# How long a process keeps its own copy of an API key (the relay reads it on every request):
+# a revocation made in another process takes effect here within this many seconds.
+API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", default=1.0)
 
 # --- relay ---
 RELAY_MAX_BODY_BYTES = env.int("RELAY_MAX_BODY_BYTES", default=32 * 1024 * 1024)

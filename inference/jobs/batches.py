@@ -25,14 +25,14 @@ import tempfile
 from functools import partial
 
 import orjson
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.authentication import api_key_check
 from accounts.models import ApiKey, Organization
+from config.asyncdb import db_call
 from config.errors import ApplicationError
 from models_catalog.guard import guard_check
 from models_catalog.selectors import model_resolve
@@ -462,9 +462,8 @@ async def _run_one(batch: Batch, key: ApiKey, line: BatchLine) -> tuple:
 async def _run_chunk(batch: Batch, key: ApiKey, lines: list[BatchLine], token: str) -> list[tuple]:
     """Run the lines in BATCH_LINE_CONCURRENCY *lanes*; a heartbeat keeps the lease.
 
-    Each lane is a ``ThreadSensitiveContext``: the relay's database hops for its lines run in
-    the lane's own thread (own connection, closed when the lane ends), so lanes overlap their
-    database work as well as their upstream calls."""
+    The relay's database hops for the lines run on ``config.asyncdb``'s threads, so lanes
+    overlap their database work as well as their upstream calls."""
     queue: asyncio.Queue[BatchLine] = asyncio.Queue()
     for line in lines:
         queue.put_nowait(line)
@@ -474,20 +473,16 @@ async def _run_chunk(batch: Batch, key: ApiKey, lines: list[BatchLine], token: s
     async def heartbeat():
         while True:
             await asyncio.sleep(max(settings.BATCH_LEASE_SECONDS / 3, 0.2))
-            if not await sync_to_async(_lease_renew)(batch.pk, token):
+            if not await db_call(_lease_renew, batch.pk, token):
                 stop.set()  # cancelled or superseded: start no new line
 
     async def lane():
-        async with ThreadSensitiveContext():
+        while not stop.is_set():
             try:
-                while not stop.is_set():
-                    try:
-                        line = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        return
-                    results.append(await _run_one(batch, key, line))
-            finally:
-                await sync_to_async(connections.close_all)()
+                line = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            results.append(await _run_one(batch, key, line))
 
     beat = asyncio.get_running_loop().create_task(heartbeat())
     try:

@@ -37,8 +37,8 @@ import time
 from dataclasses import dataclass, field
 
 import orjson
-from asgiref.sync import sync_to_async
 
+from config.asyncdb import db_call
 from config.errors import ApplicationError
 from models_catalog.info import ChannelInfo, ModelInfo
 from models_catalog.pricing import image_input_tokens
@@ -312,7 +312,7 @@ async def _model_info(name: str) -> ModelInfo:
     if name not in LOCAL_MODELS:
         raise _refuse(f"The local provider does not run '{name}'.", "model", code="model_not_found")
     try:
-        return await sync_to_async(model_resolve)(name)
+        return await db_call(model_resolve, name)
     except ApplicationError as exc:
         raise _as_local(exc) from None
 
