@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
 from config.errors import NotFound
+from config.localcache import io_point
 
 from .keys import key_hash, looks_like_key
 from .models import ApiKey, Invitation, Membership, Organization, User
@@ -83,6 +84,7 @@ def api_key_lookup(*, secret: str) -> ApiKey | None:
         hit = LOCAL_KEYS.get(digest)
         if hit is not None and now - hit[0] < local_ttl:
             return hit[1]
+    io_point()
     cache_key = _key_cache_key(digest)
     key = cache.get(cache_key)
     if key is None:

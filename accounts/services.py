@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
+from config.localcache import io_point
 
 from .keys import key_display_prefix, key_generate, key_hash
 from .models import ApiKey, Invitation, Membership, Organization, OrganizationAuditLog, Role, User
@@ -380,6 +381,7 @@ def api_key_touch(*, key: ApiKey) -> None:
     mono = time.monotonic()
     if mono - _touched.get(key.pk, -resolution) < resolution:
         return
+    io_point()
     _touched[key.pk] = mono
     if not cache.add(f"apikey-touched:{key.pk}", 1, int(resolution)):
         return

@@ -1,7 +1,9 @@
 """The relay: authenticate → plan → guard → limits → hold → upstream → settle.
 
-Async, under ASGI. Database work happens in three short hops to ``config.asyncdb``'s
-threads (prepare, admit, finish); no transaction is open while the upstream is called.
+Async, under ASGI. Database work happens in short hops to ``config.asyncdb``'s threads:
+admit (the hold) and finish (the settlement); the first step (key, model, channels) runs on
+the event loop from this process's copies and needs a hop only when one of them is stale.
+No transaction is open while the upstream is called.
 
 Streams are relayed by a *pump* task that reads the upstream, keeps the usage and the
 text produced, and hands events to the response through a queue. The pump — not the
@@ -34,6 +36,7 @@ from accounts.keys import key_from_headers
 from accounts.models import ApiKey
 from config.asyncdb import db_call
 from config.errors import ApplicationError
+from config.localcache import NeedsIO, local_only
 from models_catalog.guard import guard_check, models_that_can
 from models_catalog.info import ChannelInfo, ModelInfo, RequestNeeds, Usage
 from models_catalog.selectors import channels_for_model, model_resolve, pricing_plan_multiplier
@@ -191,7 +194,8 @@ async def _with_fetched_images(endpoint: Endpoint, model: ModelInfo, body: dict,
 
 
 def _prepare(secret: str | None, plan: RequestPlan, endpoint: Endpoint):
-    """Authenticate and resolve in one hop (mostly cache reads)."""
+    """Authenticate and resolve: cache reads, none at all when this process's copies are fresh
+    (``config.localcache``)."""
     key = v1_authenticate(secret)
     return (key, *_resolve(key, plan, endpoint))
 
@@ -206,9 +210,12 @@ async def relay(request, endpoint: Endpoint):
     try:
         body, files = (endpoint.read or _read_json)(request)
         plan = endpoint.plan(body, files)
-        key, model, multiplier, channels = await db_call(
-            _prepare, key_from_headers(request.headers), plan, endpoint
-        )
+        secret = key_from_headers(request.headers)
+        try:
+            with local_only():  # from this process's copies, on the event loop
+                key, model, multiplier, channels = _prepare(secret, plan, endpoint)
+        except NeedsIO:
+            key, model, multiplier, channels = await db_call(_prepare, secret, plan, endpoint)
         estimated_tokens = plan.text_tokens + (plan.max_output_tokens or 0)
         await rate_check(
             key_id=key.pk, rpm_limit=key.rpm_limit, tpm_limit=key.tpm_limit, estimated_tokens=estimated_tokens

@@ -18,6 +18,8 @@ from fractions import Fraction
 from django.conf import settings
 from django.core.cache import cache
 
+from config.localcache import io_point
+
 from .constants import VISION_TASKS, Modality, ModelStatus, Task, task_normalize
 from .errors import ModelNotFound, PricingPlanNotFound
 from .info import ChannelInfo, ModelInfo, PriceInfo, RequestNeeds, TaskStrength
@@ -167,6 +169,7 @@ def catalogue_version() -> str:
     seen = _version_seen
     if seen is not None and now - seen[0] < settings.CATALOGUE_VERSION_CHECK_SECONDS:
         return seen[1]
+    io_point()
     version = cache.get(VERSION_KEY)
     if version is None:
         cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
@@ -182,6 +185,7 @@ def catalogue_snapshot() -> CatalogueSnapshot:
     local = _local
     if local is not None and local[0] == version and now - local[1] < _ttl():
         return local[2]
+    io_point()
     key = f"catalogue:snapshot:{version}"
     snapshot = cache.get(key)
     if snapshot is None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from django.core.asgi import get_asgi_application
 
 from inference.simulator.server import running_simulator
 from tests.live import LiveServer
@@ -19,7 +18,10 @@ def simulator():
 
 @pytest.fixture(scope="session")
 def gateway_server():
-    server = LiveServer(get_asgi_application()).start()
+    """The production ASGI app (config.asgi: the relay's lean handler + the full Django stack)."""
+    from config.asgi import application
+
+    server = LiveServer(application).start()
     yield server
     server.stop()
 
@@ -89,7 +91,7 @@ def gateway(catalogue, simulator, gateway_server, make_org, settings):
         acting_user=owner.user,
     )
     key, secret = api_key_create(actor=owner, name="relay tests")
-    return Gateway(
+    yield Gateway(
         url=gateway_server.url,
         simulator=simulator,
         owner=owner,
@@ -97,3 +99,17 @@ def gateway(catalogue, simulator, gateway_server, make_org, settings):
         secret=secret,
         key=key,
     )
+    _wait_for_pumps()
+
+
+def _wait_for_pumps(timeout: float = 15.0) -> None:
+    """A stream is settled by its pump task after the client has read its last event: let the
+    test's pumps finish before the ledger audit (and the next test) looks at the books."""
+    import time
+
+    from inference.relay import _background
+
+    deadline = time.monotonic() + timeout
+    while _background and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _background, f"{len(_background)} stream(s) still settling after {timeout} s"

@@ -42,11 +42,11 @@ def web_simulator():
 def web_server():
     """The ASGI app as `make run` serves it: with /static/ (CSS, Chart.js)."""
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-    from django.core.asgi import get_asgi_application
 
+    from config.asgi import application
     from tests.live import LiveServer
 
-    server = LiveServer(ASGIStaticFilesHandler(get_asgi_application())).start()
+    server = LiveServer(ASGIStaticFilesHandler(application)).start()
     yield server
     server.stop()
 
