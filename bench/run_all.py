@@ -186,6 +186,7 @@ def gw_env(tmp: Path, settings: str = "config.settings.production") -> dict:
         DJANGO_SECURE_SSL_REDIRECT="0",
         DATABASE_URL=f"postgres:///{DB_NAME}",
         REDIS_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        CELERY_BROKER_URL=f"redis://127.0.0.1:6379/{REDIS_DB}",
         MODELGATE_DATA_DIR=str(tmp / "data"),
         LOG_LEVEL="WARNING",
         PYTHONPATH=str(ROOT),
@@ -327,6 +328,30 @@ class RssSampler(threading.Thread):
             time.sleep(0.5)
 
 
+def batch_phase(env: dict, gw_port: int, key: str, lines: int) -> dict:
+    """One Celery worker process (the production settings, Redis broker) runs an N-line batch
+    submitted through the openai SDK; lines/s from ``in_progress`` to ``completed``."""
+    worker = start(
+        "celery-batch",
+        [PY, "-m", "celery", "-A", "config", "worker", "-c", "1", "-P", "prefork", "-l", "WARNING",
+         "-n", "bench-batch@%h"],
+        env=env,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        out = result_of(
+            run(
+                [PY, "bench/batch.py", "batch", "--gateway", f"http://127.0.0.1:{gw_port}/v1",
+                 "--key", key, "--n", str(lines)],
+                env=env, timeout=1900,
+            )
+        )  # fmt: skip
+        out["worker"] = "1 Celery worker process (prefork -c 1), BATCH_LINE_CONCURRENCY lanes"
+        return out
+    finally:
+        stop(worker)
+
+
 def med(rows: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in rows)
 
@@ -407,10 +432,13 @@ def main() -> int:
     )
     ap.add_argument("--stream-seconds", type=int, default=60)
     ap.add_argument("--ledger-procs", type=int, default=16)
+    ap.add_argument("--batch-lines", type=int, default=2000)
     ap.add_argument("--skip-litellm", action="store_true")
-    ap.add_argument("--only", default="", help="comma list: load,ttft,streams,ledger,profile (default all)")
+    ap.add_argument(
+        "--only", default="", help="comma list: load,ttft,streams,batch,ledger,profile (default all)"
+    )
     a = ap.parse_args()
-    only = set(filter(None, a.only.split(","))) or {"load", "ttft", "streams", "ledger", "profile"}
+    only = set(filter(None, a.only.split(","))) or {"load", "ttft", "streams", "batch", "ledger", "profile"}
     cores = os.cpu_count() or 1
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -444,22 +472,10 @@ def main() -> int:
                 env=env,
             )
         )
-        # B0: the shipped production settings (persistent connection per request thread, no pool)
-        gw0, gw0_port = start_gateway(env, cores)
-        b0 = {}
-        for conns, secs in ((1, a.c1_seconds), (64, a.load_seconds), (256, a.load_seconds)):
-            b0[f"c{conns}"] = w = wrk(tmp, gw0_port, seed["key"], conns, secs)
-            log(
-                f"B0 (shipped settings) c{conns}: {w['rps']:.0f} req/s p50 {w['p50'] / 1e3:.2f} ms errors {w['errors']}"
-            )
-        b0["too_many_clients"] = (LOG / "uvicorn.log").read_text().count("too many clients already")
-        res["b0"] = b0
-        stop(gw0)
-        (LOG / "uvicorn.log").rename(LOG / "uvicorn-b0.log")
-        env = gw_env(tmp, "bench.settings_pool") | {"FIELD_ENCRYPTION_KEY": env["FIELD_ENCRYPTION_KEY"]}
+        # B: the shipped production settings, unchanged
         gw, gw_port = start_gateway(env, cores)
         workers = workers_of(gw.pid)
-        log(f"modelgate (pooled) on {gw_port}, workers {workers}")
+        log(f"modelgate on {gw_port}, workers {workers}")
         targets = {"A": (nginx_port, "sk-bench-upstream"), "B": (gw_port, seed["key"])}
         if not a.skip_litellm:
             try:
@@ -608,6 +624,10 @@ def main() -> int:
                 )
                 if out["errors"] or out["completed"] != n or sampler.peak_total > 1024 * 1024:
                     break
+        if "batch" in only:
+            res["batch"] = batch_phase(env, gw_port, seed["key"], a.batch_lines)
+            log(f"batch: {res['batch']}")
+        res["too_many_clients"] = (LOG / "uvicorn.log").read_text().count("too many clients already")
         contention("before-ledger")
         if "ledger" in only:
             stop(gw)  # the ledger run gets the machine to itself (PostgreSQL + the process pool)
