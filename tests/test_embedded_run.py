@@ -135,7 +135,7 @@ def test_make_run_stack_serves_signup_runs_a_worker_and_charges_a_call(embedded)
     ran = _manage(env, "shell", "-c", "from config.celery import ping; print(ping.delay().get(timeout=60))")
     assert ran.strip().endswith("pong")
     ping = subprocess.run(
-        [str(VENV_BIN / "celery"), "-A", "config", "inspect", "ping", "-t", "3"],
+        [str(VENV_BIN / "celery"), "-A", "config", "inspect", "ping", "-t", "10"],
         cwd=ROOT,
         env=env,
         capture_output=True,
