@@ -97,7 +97,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Threads for the ORM work of async code (config/asyncdb.py): each keeps one connection, so a
 # web process holds at most this many, however many requests and streams are in flight.
-DB_THREADS = env.int("DB_THREADS", default=8)
+DB_THREADS = env.int("DB_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
