@@ -43,6 +43,15 @@ def _timeout() -> openai.Timeout:
     )
 
 
+def _limits() -> httpx2.Limits:
+    # The SDKs default to 1,000 connections per client: a worker holding more streams than that
+    # to one channel would wait for a free connection and time out (measured: `make bench`).
+    return httpx2.Limits(
+        max_connections=settings.RELAY_UPSTREAM_MAX_CONNECTIONS,
+        max_keepalive_connections=settings.RELAY_UPSTREAM_KEEPALIVE_CONNECTIONS,
+    )
+
+
 def client_for(channel: ChannelInfo):
     """The shared SDK client of a channel (per event loop; connection reuse, keep-alive)."""
     loop = asyncio.get_running_loop()
@@ -52,11 +61,19 @@ def client_for(channel: ChannelInfo):
     if client is None:
         if channel.provider_type in ANTHROPIC_TYPES:
             client = anthropic.AsyncAnthropic(
-                api_key=channel.api_key(), base_url=channel.base_url, max_retries=0, timeout=_timeout()
+                api_key=channel.api_key(),
+                base_url=channel.base_url,
+                max_retries=0,
+                timeout=_timeout(),
+                http_client=anthropic.DefaultAsyncHttpxClient(limits=_limits(), timeout=_timeout()),
             )
         else:
             client = openai.AsyncOpenAI(
-                api_key=channel.api_key(), base_url=channel.base_url, max_retries=0, timeout=_timeout()
+                api_key=channel.api_key(),
+                base_url=channel.base_url,
+                max_retries=0,
+                timeout=_timeout(),
+                http_client=openai.DefaultAsyncHttpxClient(limits=_limits(), timeout=_timeout()),
             )
         for stale in [k for k in _clients if k[1] == channel.id and k != cache_key and k[0] == id(loop)]:
             _clients.pop(stale, None)

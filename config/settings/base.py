@@ -281,6 +281,9 @@ RELAY_MIN_OUTPUT_TOKENS = env.int("RELAY_MIN_OUTPUT_TOKENS", default=16)
 RELAY_UPSTREAM_CONNECT_TIMEOUT = env.float("RELAY_UPSTREAM_CONNECT_TIMEOUT", default=5.0)
 RELAY_UPSTREAM_READ_TIMEOUT = env.float("RELAY_UPSTREAM_READ_TIMEOUT", default=120.0)
 RELAY_MAX_ATTEMPTS = env.int("RELAY_MAX_ATTEMPTS", default=3)
+# Connections per upstream channel and worker process (streams each hold one for their life).
+RELAY_UPSTREAM_MAX_CONNECTIONS = env.int("RELAY_UPSTREAM_MAX_CONNECTIONS", default=10_000)
+RELAY_UPSTREAM_KEEPALIVE_CONNECTIONS = env.int("RELAY_UPSTREAM_KEEPALIVE_CONNECTIONS", default=200)
 RELAY_FAILOVER_BUDGET_SECONDS = env.float("RELAY_FAILOVER_BUDGET_SECONDS", default=30.0)
 RELAY_CHANNEL_COOLDOWN_SECONDS = env.int("RELAY_CHANNEL_COOLDOWN_SECONDS", default=30)
 # After a client disconnects mid-stream, keep reading the upstream this long for its usage.
