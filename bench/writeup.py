@@ -41,7 +41,7 @@ def render(res: dict, args) -> str:
         "Redis db 14 (flushed; cache, rate limits and Celery broker), billing and usage records on (hold + "
         "settlement + `UsageRecord` per request), one org with ample credit, one key, channel `bench-nginx` "
         "(openai, `gpt-4o-mini` → nginx `/v1`). The shipped `config.settings.production`, unchanged "
-        "(`DB_THREADS=8` database threads per worker, `CONN_MAX_AGE=60`, health checks on).",
+        "(`DB_THREADS=2` database threads per worker, `CONN_MAX_AGE=60`, health checks on).",
         "* **C** — LiteLLM proxy in its own venv (`bench/.venv-litellm`), `litellm --config … --num_workers 2`, "
         "model `gpt-4o-mini` → `openai/gpt-4o-mini` at nginx `/v1`, a master key, **no database: no spend "
         "tracking, no key/budget lookups** (its database mode needs a Prisma download that is not reachable here).",
