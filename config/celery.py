@@ -8,6 +8,8 @@ app = Celery("modelgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+from . import worker_metrics  # noqa: E402, F401  (task signals; the worker's /metrics endpoint)
+
 
 @app.task(name="modelgate.ping")
 def ping() -> str:

@@ -112,3 +112,37 @@ def _observe(ctx, outcome) -> None:
             "stream": bool(ctx.plan.stream),
         },
     )
+
+
+# --- jobs (recorded in the Celery worker that ran them) --------------------------------------------
+
+BATCH_LINES = Counter(
+    "modelgate_batch_lines",
+    "Batch lines finished by this worker, by outcome (succeeded = 2xx result, failed = error result).",
+    ["outcome"],
+)
+BATCHES_FINISHED = Counter(
+    "modelgate_batches_finished",
+    "Batches that reached a final status in this worker (completed, failed, cancelled, expired).",
+    ["status"],
+)
+COMPARE_RESULTS = Counter(
+    "modelgate_compare_results",
+    "Compare-job model results run by this worker, by outcome (succeeded, failed).",
+    ["outcome"],
+)
+
+
+def jobs_observe_lines(*, succeeded: int = 0, failed: int = 0) -> None:
+    if succeeded:
+        BATCH_LINES.labels("succeeded").inc(succeeded)
+    if failed:
+        BATCH_LINES.labels("failed").inc(failed)
+
+
+def jobs_observe_batch(status: str) -> None:
+    BATCHES_FINISHED.labels(str(status)).inc()
+
+
+def jobs_observe_compare(outcome: str) -> None:
+    COMPARE_RESULTS.labels(str(outcome)).inc()

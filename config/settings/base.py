@@ -249,7 +249,10 @@ TOPUP_PRESETS_USD = env.list("TOPUP_PRESETS_USD", default=["10", "25", "50", "10
 BILLING_HOLD_TTL_SECONDS = env.int("BILLING_HOLD_TTL_SECONDS", default=900)
 CELERY_BEAT_SCHEDULE.update(
     {
-        "billing-expire-holds": {"task": "billing.tasks.holds_expire_task", "schedule": 60.0},
+        "billing-expire-holds": {
+            "task": "billing.tasks.holds_expire_task",
+            "schedule": env.float("BILLING_HOLDS_EXPIRE_INTERVAL_SECONDS", default=60.0),
+        },
         "billing-retry-stripe-events": {"task": "billing.tasks.stripe_events_retry_task", "schedule": 300.0},
         "billing-audit": {"task": "billing.tasks.billing_audit_task", "schedule": 3600.0},
     }
@@ -405,6 +408,10 @@ METRICS_TOKEN = env("METRICS_TOKEN", default="")
 # The ledger sums on /metrics are one aggregate query, reused for this many seconds.
 METRICS_LEDGER_CACHE_SECONDS = env.float("METRICS_LEDGER_CACHE_SECONDS", default=60.0)
 METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+# A Celery worker's own /metrics endpoint (config/worker_metrics.py): 0 = off. With the prefork
+# pool it needs PROMETHEUS_MULTIPROC_DIR (an empty directory of the worker's own).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDR = env("WORKER_METRICS_ADDR", default="127.0.0.1")
 # On SIGTERM, after uvicorn's --timeout-graceful-shutdown, wait this long for stream pumps.
 SHUTDOWN_DRAIN_SECONDS = env.float("SHUTDOWN_DRAIN_SECONDS", default=30.0)
 # Load balancers probe over plain HTTP: never redirect the probes to HTTPS.

@@ -39,6 +39,7 @@ from models_catalog.selectors import model_resolve
 
 from .. import endpoints
 from ..errors import InvalidRequest, ModelNotAllowed
+from ..metrics import jobs_observe_batch, jobs_observe_lines
 from ..models_jobs import ACTIVE_BATCH_STATUSES, Batch, BatchLine, BatchStatus, JobFile, LineStatus
 from .errors import JobConflict, JobNotFound, LineAlreadyDone
 from .files import PURPOSE_BATCH, file_get, file_open, file_store_output
@@ -347,13 +348,15 @@ def _validation_failed(batch: Batch, errors: list[dict]) -> str:
                 name=f"jobs/org-{batch.organization_id}/{batch.public_id}_validation_errors.jsonl",
                 content=tmp,
             )
-            Batch.objects.filter(pk=batch.pk, status=BatchStatus.VALIDATING).update(
+            failed = Batch.objects.filter(pk=batch.pk, status=BatchStatus.VALIDATING).update(
                 status=BatchStatus.FAILED,
                 failed_at=timezone.now(),
                 errors={"object": "list", "data": errors[:MAX_REPORTED_ERRORS]},
                 error_file=error_file,
                 total_lines=0,
             )
+            if failed:
+                transaction.on_commit(partial(jobs_observe_batch, BatchStatus.FAILED))
     return BatchStatus.FAILED
 
 
@@ -497,12 +500,17 @@ def _run_lines(batch: Batch, key: ApiKey, lines: list[BatchLine], token: str) ->
     close_old_connections()
     by_pk = {line.pk: line for line in lines}
     short_of_funds = []
+    succeeded = failed = 0
     for line_pk, status, body in results:
-        if status is None or 200 <= status < 300:
+        if status is None:
+            continue
+        if 200 <= status < 300:
+            succeeded += 1
             continue
         if status == 402:
             short_of_funds.append(by_pk[line_pk])
             continue
+        failed += 1
         if status == 0:  # an exception inside the run: the line is not retried forever
             _line_failed(
                 line_pk, 500, body, "internal_error", (body or {}).get("error", {}).get("message", "")
@@ -515,8 +523,14 @@ def _run_lines(batch: Batch, key: ApiKey, lines: list[BatchLine], token: str) ->
         results = asyncio.run(_retry_sequentially(batch, key, short_of_funds))
         close_old_connections()
         for line_pk, status, body in results:
-            if status is not None and not 200 <= status < 300:
+            if status is None:
+                continue
+            if 200 <= status < 300:
+                succeeded += 1
+            else:
+                failed += 1
                 _line_failed(line_pk, status or 500, body, "" if status else "internal_error")
+    jobs_observe_lines(succeeded=succeeded, failed=failed)
 
 
 async def _retry_sequentially(batch: Batch, key: ApiKey, lines: list[BatchLine]) -> list[tuple]:
@@ -672,6 +686,7 @@ def _finalize(batch: Batch, final_status: str) -> None:
                 lease_until=None,
                 **{stamp: timezone.now()},
             )
+            transaction.on_commit(partial(jobs_observe_batch, final_status))
 
 
 # --- resuming after a crash -----------------------------------------------------------------------------

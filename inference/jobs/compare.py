@@ -22,6 +22,7 @@ from models_catalog.selectors import channels_for_model, model_resolve
 
 from .. import endpoints
 from ..errors import InvalidRequest, ModelNotAllowed
+from ..metrics import jobs_observe_compare
 from ..models_jobs import CompareJob, CompareResult, CompareStatus
 from ..upstream import OPENAI_TYPES
 from ..wire import openai_chat_plan
@@ -229,4 +230,6 @@ def compare_model_run(*, result_id: int) -> str:
             error_message=str(error.get("message") or f"HTTP {status}"),
             finished_at=timezone.now(),
         )
-    return CompareStatus.SUCCEEDED if 200 <= status < 300 else CompareStatus.FAILED
+    outcome = CompareStatus.SUCCEEDED if 200 <= status < 300 else CompareStatus.FAILED
+    jobs_observe_compare(outcome)
+    return outcome
