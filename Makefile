@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PORT   ?= 8000
 export MODELGATE_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install run test lint fmt migrate clean bench
+.PHONY: install run test lint fmt migrate clean bench scale-test
 
 install: $(VENV)/.installed frontend/node_modules/.package-lock.json
 
@@ -61,3 +61,10 @@ $(BENCH_LITELLM)/.installed:
 	test -x $(BENCH_LITELLM)/bin/python || $(PYTHON) -m venv $(BENCH_LITELLM)
 	$(BENCH_LITELLM)/bin/pip install --quiet 'litellm[proxy]' py-spy
 	touch $@
+
+# Multi-node proof (docs/operations.md, "Multi-node run"): two web + two worker nodes, each in its own
+# network namespace (root + iproute2; else loopback ports), on one PostgreSQL + Redis; kills included.
+# SCALE_DATABASE_URL / SCALE_REDIS_URL / SCALE_BROKER_URL (Redis dbs 9 and 10 by default — flushed).
+scale-test: install
+	command -v ip >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update && apt-get install -y iproute2)
+	$(PY) -m tests.scale $(SCALE_ARGS)
