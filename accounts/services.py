@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
+from config.cachesafe import cache_add
 from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied, ValidationFailed
 from config.localcache import io_point
 
@@ -383,8 +384,8 @@ def api_key_touch(*, key: ApiKey) -> None:
         return
     io_point()
     _touched[key.pk] = mono
-    if not cache.add(f"apikey-touched:{key.pk}", 1, int(resolution)):
-        return
+    if not cache_add(f"apikey-touched:{key.pk}", 1, int(resolution)):
+        return  # touched recently by another process (or the cache is down: skip, it's a hint)
     now = timezone.now()
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     key.last_used_at = now

@@ -160,7 +160,9 @@ def _alert_if_low(*, account_id: int, balance: int, held: int, threshold, alerte
         return
     from .tasks import low_balance_alert_task
 
-    transaction.on_commit(lambda: low_balance_alert_task.delay(account_id))
+    # robust: a broker that is down must not turn a committed settlement into an error (the
+    # alert stays armed: ``low_balance_alerted_at`` is set by the task itself).
+    transaction.on_commit(lambda: low_balance_alert_task.delay(account_id), robust=True)
 
 
 def _alert_check(account_id: int) -> None:

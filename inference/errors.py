@@ -39,6 +39,13 @@ class UpstreamError(ApplicationError):
     status = 502
 
 
+class ServiceUnavailable(ApplicationError):
+    """The gateway itself can't serve the request right now (its database is unreachable)."""
+
+    code = "service_unavailable"
+    status = 503
+
+
 class NoChannel(ApplicationError):
     code = "no_channel_available"
     status = 503

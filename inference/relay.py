@@ -30,11 +30,13 @@ from fractions import Fraction
 
 import orjson
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, StreamingHttpResponse
 
 from accounts.keys import key_from_headers
 from accounts.models import ApiKey
 from config.asyncdb import db_call
+from config.cachesafe import CACHE_ERRORS
 from config.errors import ApplicationError
 from config.localcache import NeedsIO, local_only
 from models_catalog.guard import guard_check, models_that_can
@@ -48,6 +50,7 @@ from .errors import (
     InvalidRequest,
     ModelNotAllowed,
     NoChannel,
+    ServiceUnavailable,
     UpstreamError,
     anthropic_error,
     openai_error,
@@ -56,7 +59,7 @@ from .fetch import fetch_body_images, fetches_images_for
 from .metrics import relay_log_context, relay_observe
 from .models import UsageSource, UsageStatus
 from .ratelimit import rate_check, rate_record_tokens
-from .services import Admission, Outcome, request_admit, request_finish
+from .services import Admission, Outcome, request_admit, request_finish, request_finished
 from .upstream import (
     CONNECT_ERRORS,
     OPENAI_TYPES,
@@ -71,6 +74,17 @@ from .wire import ANTHROPIC, OPENAI, RequestPlan, body_parse, request_body
 logger = logging.getLogger("modelgate.relay")
 
 _background: set[asyncio.Task] = set()
+
+# The database cannot be reached (restarting, failing over, the network): the connection-level
+# errors. Anything else from the database is a bug and stays one.
+DB_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def db_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Modelgate cannot reach its database right now; nothing was charged. Retry in a moment.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -126,6 +140,7 @@ class Context:
     on_settled: object = None  # Callable[[UsageRecord, int, bytes], None], run in the settle transaction
     upstream_format: str = ""  # the format of the channel being called (OPENAI | ANTHROPIC)
     translator: object = None  # a stream translator when the formats differ, else None
+    http: bool = False  # a live HTTP caller (relay), not a job (relay_call)
 
     @property
     def translating(self) -> bool:
@@ -231,11 +246,19 @@ async def relay(request, endpoint: Endpoint):
             plan=plan,
             channels=channels,
             files=files,
+            http=True,
         )
         relay_log_context(ctx)
         await _admit(ctx)
     except ApplicationError as exc:
         return endpoint.render_error(exc, request_id)
+    except DB_UNAVAILABLE as exc:
+        # Before the upstream call: no hold was placed (or, if its commit went through unseen,
+        # the expiry task gives it back). A 503 in the caller's format, not an HTML 500.
+        logger.warning(
+            "database unavailable, request refused before the upstream call: %s", type(exc).__name__
+        )
+        return endpoint.render_error(db_unavailable(), request_id)
     return await _call_upstream(ctx, body)
 
 
@@ -305,7 +328,7 @@ async def _call_upstream(ctx: Context, body: dict):
             upstream_body = _upstream_body(ctx, body, channel)
         except ApplicationError as exc:
             # The request can't be expressed in this channel's format: nothing was sent.
-            await _finish(
+            await _finish_or_leave_hold(
                 ctx, Outcome(status=UsageStatus.UPSTREAM_ERROR, http_status=exc.status, error_code=exc.code)
             )
             return endpoint.render_error(exc, ctx.request_id)
@@ -342,12 +365,15 @@ async def _channel_failed(channel: ChannelInfo, failure: UpstreamFailure) -> Non
     threshold = max(settings.RELAY_CHANNEL_FAILURE_THRESHOLD, 1)
     cooldown = settings.RELAY_CHANNEL_COOLDOWN_SECONDS if failures >= threshold else 0
     logger.warning("upstream channel %s failed: %s %s", channel.name, failure.status, failure.message)
-    await db_call(
-        channel_record_failure,
-        channel_id=channel.id,
-        error=f"{failure.status}: {failure.message}",
-        cooldown_seconds=cooldown,
-    )
+    try:
+        await db_call(
+            channel_record_failure,
+            channel_id=channel.id,
+            error=f"{failure.status}: {failure.message}",
+            cooldown_seconds=cooldown,
+        )
+    except (*DB_UNAVAILABLE, *CACHE_ERRORS) as exc:  # bookkeeping: never fails the request
+        logger.warning("channel health of %s not recorded: %s", channel.name, type(exc).__name__)
 
 
 async def _channel_ok(channel: ChannelInfo) -> None:
@@ -355,12 +381,61 @@ async def _channel_ok(channel: ChannelInfo) -> None:
         from models_catalog.services import channel_record_success
 
         _channel_failures.pop(channel.id, None)
-        await db_call(channel_record_success, channel_id=channel.id)
+        try:
+            await db_call(channel_record_success, channel_id=channel.id)
+        except (*DB_UNAVAILABLE, *CACHE_ERRORS) as exc:
+            logger.warning("channel health of %s not recorded: %s", channel.name, type(exc).__name__)
 
 
 async def _finish(ctx: Context, outcome: Outcome) -> None:
+    """Settle (or release) the hold and write the usage record.
+
+    The database unreachable (a restart, a failover): the settlement is retried for up to
+    RELAY_SETTLE_RETRY_SECONDS, then the last error is raised — the hold stays open and the
+    expiry task gives it back. A retry first checks whether an earlier attempt committed after
+    all (its answer lost with the connection), so a request is never settled twice."""
     outcome.latency_ms = outcome.latency_ms or ctx.elapsed_ms()
     outcome.ttft_ms = ctx.ttft_ms
+    deadline = time.monotonic() + settings.RELAY_SETTLE_RETRY_SECONDS
+    delay, attempt = 0.05, 0
+    while True:
+        try:
+            if not attempt or not await db_call(request_finished, request_id=ctx.request_id):
+                await _settle(ctx, outcome)
+            break
+        except DB_UNAVAILABLE as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            if not attempt:
+                logger.warning("settlement waits for the database: %s", type(exc).__name__)
+            await asyncio.sleep(delay)
+            delay, attempt = min(delay * 2, 1.0), attempt + 1
+    relay_observe(ctx, outcome)
+    if outcome.usage is not None and ctx.key.tpm_limit:
+        u = outcome.usage
+        tokens = u.input_tokens + u.output_tokens + u.cached_input_tokens + u.cache_write_tokens
+        await rate_record_tokens(key_id=ctx.key.pk, tpm_limit=ctx.key.tpm_limit, tokens=tokens)
+
+
+async def _finish_or_leave_hold(ctx: Context, outcome: Outcome) -> bool:
+    """``_finish``; for a live caller, a database that stays unreachable is logged and
+    ``False`` returned (nothing charged, the hold left to the expiry task). Jobs get the error:
+    their tasks retry."""
+    try:
+        await _finish(ctx, outcome)
+    except DB_UNAVAILABLE:
+        if not ctx.http:
+            raise
+        logger.error(
+            "request not settled: database unavailable for %s s; hold %s left to the expiry task",
+            settings.RELAY_SETTLE_RETRY_SECONDS,
+            ctx.admission.hold_id,
+        )
+        return False
+    return True
+
+
+async def _settle(ctx: Context, outcome: Outcome) -> None:
     await db_call(
         request_finish,
         batch=ctx.batch,
@@ -378,11 +453,6 @@ async def _finish(ctx: Context, outcome: Outcome) -> None:
         stream=ctx.plan.stream,
         outcome=outcome,
     )
-    relay_observe(ctx, outcome)
-    if outcome.usage is not None and ctx.key.tpm_limit:
-        u = outcome.usage
-        tokens = u.input_tokens + u.output_tokens + u.cached_input_tokens + u.cache_write_tokens
-        await rate_record_tokens(key_id=ctx.key.pk, tpm_limit=ctx.key.tpm_limit, tokens=tokens)
 
 
 async def _all_failed(ctx: Context, failure: UpstreamFailure | None) -> HttpResponse:
@@ -392,7 +462,9 @@ async def _all_failed(ctx: Context, failure: UpstreamFailure | None) -> HttpResp
     else:
         status, code = 503, "upstream_unavailable"
         message = f"All upstream channels for {ctx.model.id} failed; nothing was charged. Try again shortly."
-    await _finish(ctx, Outcome(status=UsageStatus.UPSTREAM_ERROR, http_status=status, error_code=code))
+    await _finish_or_leave_hold(
+        ctx, Outcome(status=UsageStatus.UPSTREAM_ERROR, http_status=status, error_code=code)
+    )
     headers = {"Retry-After": failure.retry_after} if failure and failure.retry_after else {}
     return ctx.endpoint.render_error(
         UpstreamError(message, status=status, code=code, headers=headers), ctx.request_id
@@ -442,7 +514,11 @@ async def _json_response(ctx: Context, response) -> HttpResponse:
         reported = ctx.endpoint.usage_from_body(data, ctx.plan)
         produced = ctx.endpoint.produced_from_body(data)
     usage, source = _settle_usage(ctx, reported, produced)
-    await _finish(ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source, body=raw))
+    if not await _finish_or_leave_hold(
+        ctx, Outcome(status=UsageStatus.OK, usage=usage, usage_source=source, body=raw)
+    ):
+        # Not recorded, so not charged: the caller doesn't get the answer either.
+        return ctx.endpoint.render_error(db_unavailable(), ctx.request_id)
     out = HttpResponse(raw, content_type="application/json")
     out["x-request-id"] = ctx.request_id
     return out
@@ -602,7 +678,10 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
         status = UsageStatus.CLIENT_DISCONNECTED
     elif state.error or not state.done:
         status = UsageStatus.UPSTREAM_ERROR
-    await _finish(ctx, Outcome(status=status, usage=usage, usage_source=source, error_code=state.error or ""))
+    # (Logged when the database stays unreachable: the stream was delivered but not charged.)
+    await _finish_or_leave_hold(
+        ctx, Outcome(status=status, usage=usage, usage_source=source, error_code=state.error or "")
+    )
 
 
 def _stream_error_event(ctx: Context, code: str) -> bytes:

@@ -226,6 +226,12 @@ def request_finish(
         return record
 
 
+def request_finished(*, request_id: str) -> bool:
+    """Whether the request was already settled (its usage record exists): a settlement retried
+    after its connection broke must not run twice."""
+    return UsageRecord.objects.filter(request_id=request_id).exists()
+
+
 _RECORD_FIELDS = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
 
 
@@ -261,4 +267,4 @@ def _record_insert(record: UsageRecord, *, key_id: int, spend_delta: int) -> Non
     record._state.db = connection.alias
 
 
-__all__ = ["Admission", "Outcome", "UsageStatus", "request_admit", "request_finish"]
+__all__ = ["Admission", "Outcome", "UsageStatus", "request_admit", "request_finish", "request_finished"]

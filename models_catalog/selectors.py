@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from django.conf import settings
-from django.core.cache import cache
 
+from config.cachesafe import cache_add, cache_get, cache_set
 from config.localcache import io_point
 
 from .constants import VISION_TASKS, Modality, ModelStatus, Task, task_normalize
@@ -170,10 +170,12 @@ def catalogue_version() -> str:
     if seen is not None and now - seen[0] < settings.CATALOGUE_VERSION_CHECK_SECONDS:
         return seen[1]
     io_point()
-    version = cache.get(VERSION_KEY)
+    # (A cache that is down reads as a miss: a fresh version, so the snapshot is rebuilt from
+    # the database — at most once every CATALOGUE_VERSION_CHECK_SECONDS.)
+    version = cache_get(VERSION_KEY)
     if version is None:
-        cache.add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
-        version = cache.get(VERSION_KEY) or uuid.uuid4().hex
+        cache_add(VERSION_KEY, uuid.uuid4().hex, timeout=None)
+        version = cache_get(VERSION_KEY) or uuid.uuid4().hex
     _version_seen = (now, version)
     return version
 
@@ -187,10 +189,10 @@ def catalogue_snapshot() -> CatalogueSnapshot:
         return local[2]
     io_point()
     key = f"catalogue:snapshot:{version}"
-    snapshot = cache.get(key)
+    snapshot = cache_get(key)
     if snapshot is None:
         snapshot = _build(version)
-        cache.set(key, snapshot, _ttl())
+        cache_set(key, snapshot, _ttl())
     _local = (version, now, snapshot)
     return snapshot
 

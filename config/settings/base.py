@@ -95,6 +95,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database host that doesn't answer must not hold a database thread for the OS's
+    # TCP timeout: the relay answers 503 and retries settlements (inference/relay.py).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 # Threads for the ORM work of async code (config/asyncdb.py): each keeps one connection, so a
 # web process holds at most this many, however many requests and streams are in flight.
 DB_THREADS = env.int("DB_THREADS", default=2)
@@ -109,6 +114,12 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="mg"),
+            # A Redis that hangs must not hold a database thread: fail fast, read as a miss
+            # (config/cachesafe.py).
+            "OPTIONS": {
+                "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT_SECONDS", default=1.0),
+                "socket_timeout": env.float("CACHE_REDIS_TIMEOUT_SECONDS", default=1.0),
+            },
         }
     }
 else:
@@ -269,6 +280,9 @@ CATALOGUE_VERSION_CHECK_SECONDS = env.float("CATALOGUE_VERSION_CHECK_SECONDS", d
 # How long a process keeps its own copy of an API key (the relay reads it on every request):
 # a revocation made in another process takes effect here within this many seconds.
 API_KEY_LOCAL_CACHE_SECONDS = env.float("API_KEY_LOCAL_CACHE_SECONDS", default=1.0)
+# After the shared cache failed on the hot path, read from the database without asking it for
+# this many seconds (config/cachesafe.py).
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=2.0)
 
 # --- relay ---
 RELAY_MAX_BODY_BYTES = env.int("RELAY_MAX_BODY_BYTES", default=32 * 1024 * 1024)
@@ -291,6 +305,10 @@ RELAY_FAILOVER_BUDGET_SECONDS = env.float("RELAY_FAILOVER_BUDGET_SECONDS", defau
 RELAY_CHANNEL_COOLDOWN_SECONDS = env.int("RELAY_CHANNEL_COOLDOWN_SECONDS", default=30)
 # After a client disconnects mid-stream, keep reading the upstream this long for its usage.
 RELAY_DRAIN_SECONDS = env.float("RELAY_DRAIN_SECONDS", default=30.0)
+# The database unreachable when a request is to be settled (a restart, a failover): retry the
+# settlement this long before giving up (the hold then expires; a non-streaming caller gets a
+# 503 and is charged nothing).
+RELAY_SETTLE_RETRY_SECONDS = env.float("RELAY_SETTLE_RETRY_SECONDS", default=30.0)
 RELAY_STREAM_QUEUE = env.int("RELAY_STREAM_QUEUE", default=256)
 # The upstream simulator `make run` starts as a demo upstream when no provider key is set.
 MODELGATE_SIMULATOR_URL = env("MODELGATE_SIMULATOR_URL", default="http://127.0.0.1:8900")
