@@ -535,11 +535,16 @@ class StreamState:
     usage_delta: dict | None = None  # Anthropic message_delta usage
     openai_usage: dict | None = None
     client_gone: bool = False
+    delivered: bool = False  # the client received the stream's terminal event ([DONE], message_stop)
     error: str | None = None
     done: bool = False
 
 
 _END = object()
+# Queued right after the items of the upstream's terminal event: reaching it, the response has
+# handed the whole stream to the client (which may then hang up before the chunked end: not a
+# disconnect).
+_DELIVERED = object()
 UPSTREAM_STREAM_ERROR = "error_mid_stream"  # the upstream sent an error event (forwarded as is)
 
 
@@ -626,6 +631,7 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
             event_lines, pending = pending, []
             data = "\n".join(ln[5:].lstrip() for ln in event_lines if ln.startswith("data:"))
             parsed = None
+            was_done = state.done
             if data:
                 parsed = _openai_event(state, ctx, data) if is_openai else _anthropic_event(state, data)
             if translator is None:
@@ -644,6 +650,8 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
                     ctx.ttft_ms = ctx.elapsed_ms()
                 for item in out:
                     await _offer(state, item)
+            if state.done and not was_done:
+                await _offer(state, _DELIVERED)
             if state.error:
                 break
     except TimeoutError:
@@ -674,7 +682,7 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
     if (state.error or not state.done) and not produced and reported is None:
         usage, source = None, UsageSource.NONE  # broke before producing anything: no charge
     status = UsageStatus.OK
-    if state.client_gone:
+    if state.client_gone and not state.delivered:
         status = UsageStatus.CLIENT_DISCONNECTED
     elif state.error or not state.done:
         status = UsageStatus.UPSTREAM_ERROR
@@ -710,6 +718,9 @@ def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
                 if item is _END:
                     finished = True
                     return
+                if item is _DELIVERED:
+                    state.delivered = True
+                    continue
                 yield item
         finally:
             if not finished:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,10 +56,11 @@ FAULTS: dict[str, tuple[str, int]] = {
     "usage_zero": ("usage=zero", 2),
     "usage_negative": ("usage=negative", 2),
 }
-# (SDK, stream) combinations, equally likely; models answered by the simulator.
+# (SDK, stream) combinations, equally likely; models answered by the simulator. Each SDK also
+# calls a model of the other format (the relay translates requests, answers and streams).
 SHAPES = [("openai", False), ("openai", True), ("anthropic", False), ("anthropic", True)]
-OPENAI_MODELS = ["gpt-4o-mini", "gpt-4o"]
-ANTHROPIC_MODELS = ["claude-haiku-4-5", "claude-sonnet-4-5"]
+OPENAI_MODELS = ["gpt-4o-mini", "gpt-4o", "claude-haiku-4-5"]
+ANTHROPIC_MODELS = ["claude-haiku-4-5", "claude-haiku-4-5-20251001", "gpt-4o-mini"]
 
 
 @dataclass
@@ -157,7 +159,7 @@ class Load:
                     self._openai(oai, result, prompt)
                 else:
                     self._anthropic(claude, result, prompt)
-            except Exception as exc:  # noqa: BLE001 — every failure is classified and counted
+            except Exception as exc:  # every failure is classified and counted
                 self._classify(result, exc)
             result.ended = time.monotonic()
             with self._lock:
@@ -447,3 +449,5 @@ def run(seconds: float = 36.0, threads: int = 6, seed: int = 9) -> Run:
         )
     finally:
         stack.stop()
+        if os.environ.get("MODELGATE_FAULT_KEEP") != "1":  # keep the logs: MODELGATE_FAULT_KEEP=1
+            shutil.rmtree(workdir, ignore_errors=True)

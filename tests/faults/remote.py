@@ -83,7 +83,7 @@ def check(org_id: int, expiry_wait: float) -> dict:
             "error_code": r.error_code,
             "stream": r.stream,
         }
-        for r in UsageRecord.objects.filter(organization_id=org_id)
+        for r in UsageRecord.objects.filter(organization_id=org_id).order_by("id")
     ]
     usage_entries = list(
         LedgerEntry.objects.filter(account__organization_id=org_id, kind=EntryKind.USAGE).values_list(
