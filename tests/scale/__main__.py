@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"nodes: {'network namespaces' if cluster.netns else 'loopback ports (' + why_not + ')'}; logs in {workdir}"
     )
+    from .scenarios import catalogue_seeded
+
+    catalogue_seeded()
     started = time.monotonic()
     cluster.start()
     try:

@@ -41,12 +41,21 @@ def org_with_key(*, name: str, credit_units: int, rpm_limit: int | None = None):
     return org, key, secret
 
 
-def catalogue_ready(simulator_url: str) -> None:
+def catalogue_seeded() -> None:
+    """The models, before the nodes start: a web node is ready only with a catalogue (/readyz),
+    and a transactional test that ran earlier may have emptied the tables."""
     from models_catalog.models import AiModel
-    from models_catalog.services import catalogue_changed, catalogue_seed, channels_sync_simulator
+    from models_catalog.services import catalogue_changed, catalogue_seed
 
     if not AiModel.objects.exists():
         catalogue_seed()
+    catalogue_changed()
+
+
+def catalogue_ready(simulator_url: str) -> None:
+    from models_catalog.services import catalogue_changed, channels_sync_simulator
+
+    catalogue_seeded()
     channels_sync_simulator(base_url=simulator_url)
     catalogue_changed()
 

@@ -14,6 +14,7 @@ import pytest
 from tests.jobs.conftest import _purge_broker
 from tests.jobs.conftest import test_database_url as database_url_for_nodes
 
+from . import scenarios
 from .harness import SHORT, cluster_for, run_all
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -24,6 +25,7 @@ def test_two_web_nodes_two_worker_nodes_keep_the_books(transactional_db, tmp_pat
     if not cluster.netns and os.environ.get("MODELGATE_REQUIRE_SERVICES") == "1":
         pytest.fail(f"network namespaces unavailable in CI: {why_not_netns}")
     _purge_broker()
+    scenarios.catalogue_seeded()
     started = time.monotonic()
     cluster.start()
     try:
