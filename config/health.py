@@ -201,24 +201,37 @@ class ScrapeCollector:
         for kind, units in sorted(_ledger_totals().items()):
             ledger.add_metric([kind], units)
         yield ledger
+        yield from QueueCollector().collect()
+
+
+class QueueCollector:
+    """``modelgate_celery_queue_length{queue}`` read from the broker at scrape time (Redis only;
+    nothing when the broker can't be read)."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
         try:
             depths = _queue_depths()
         except Exception as exc:
             logger.warning("celery queue depth unavailable: %s", exc)
-            depths = None
-        if depths is not None:
-            gauge = GaugeMetricFamily(
-                "modelgate_celery_queue_length", "Messages waiting in the queue.", labels=["queue"]
-            )
-            for queue, depth in depths.items():
-                gauge.add_metric([queue], depth)
-            yield gauge
+            return
+        if depths is None:
+            return
+        gauge = GaugeMetricFamily(
+            "modelgate_celery_queue_length", "Messages waiting in the queue.", labels=["queue"]
+        )
+        for queue, depth in depths.items():
+            gauge.add_metric([queue], depth)
+        yield gauge
 
 
-def metrics_text() -> bytes:
+def prometheus_text(*scrape_collectors) -> bytes:
+    """This process's metrics (all processes' with ``PROMETHEUS_MULTIPROC_DIR``), then the
+    collectors read at scrape time."""
     from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
-    # Importing registers the relay's counters and histograms (in this or the mmap registry).
+    # Importing registers the relay's and the jobs' metrics (in this or the mmap registry).
     import inference.metrics  # noqa: F401
 
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -229,8 +242,13 @@ def metrics_text() -> bytes:
     else:
         process_registry = REGISTRY
     scrape_registry = CollectorRegistry(auto_describe=False)
-    scrape_registry.register(ScrapeCollector())
+    for collector in scrape_collectors:
+        scrape_registry.register(collector)
     return generate_latest(process_registry) + generate_latest(scrape_registry)
+
+
+def metrics_text() -> bytes:
+    return prometheus_text(ScrapeCollector())
 
 
 @never_cache

@@ -74,42 +74,10 @@ def _task_postrun(task_id=None, task=None, state=None, **_kwargs) -> None:
 # --- the endpoint -----------------------------------------------------------------------------------
 
 
-class _QueueCollector:
-    def collect(self):
-        from prometheus_client.core import GaugeMetricFamily
-
-        from config.health import _queue_depths
-
-        try:
-            depths = _queue_depths()
-        except Exception as exc:
-            logger.warning("celery queue depth unavailable: %s", exc)
-            return
-        if depths is None:
-            return
-        gauge = GaugeMetricFamily(
-            "modelgate_celery_queue_length", "Messages waiting in the queue.", labels=["queue"]
-        )
-        for queue, depth in depths.items():
-            gauge.add_metric([queue], depth)
-        yield gauge
-
-
 def worker_metrics_text() -> bytes:
-    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+    from config.health import QueueCollector, prometheus_text
 
-    import inference.metrics  # noqa: F401  (registers the job and relay metrics)
-
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(_QueueCollector())
-    return generate_latest(registry) + generate_latest(scrape)
+    return prometheus_text(QueueCollector())
 
 
 def _authorized(header: str, token: str) -> bool:
