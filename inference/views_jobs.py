@@ -7,6 +7,7 @@ import base64
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from config.errors import ApplicationError
 from models_catalog.constants import Modality, ModelStatus
@@ -70,6 +71,7 @@ def compare_page(request):
 
 
 @login_required
+@require_safe
 def compare_detail_page(request, compare_id: str):
     from accounts.current import current_membership
 

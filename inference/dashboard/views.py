@@ -12,6 +12,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_safe
 
 from accounts.permissions import Perm, role_has
 from accounts.selectors import api_keys_for_org
@@ -100,6 +101,7 @@ def usage_list(request):
 
 
 @membership_required(Perm.USAGE_VIEW)
+@require_safe
 def usage_detail(request, request_id: str):
     record = selectors.usage_record_get(org_id=request.membership.organization_id, request_id=request_id)
     if record is None:
