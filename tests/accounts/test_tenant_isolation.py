@@ -1,6 +1,7 @@
 """Org B never sees or changes org A's objects: 404 (not 403), and lists never include them.
 
-Later issues extend MATRIX with their own object endpoints.
+The complete matrix — every route that takes an object id, every list, every role — is
+tests/security/test_isolation_matrix.py; new object endpoints go there.
 """
 
 import pytest

@@ -23,6 +23,7 @@ savepoint, so what a test changes is undone before the next one.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -246,36 +247,35 @@ class Case:
     route: str
     method: str
     kind: str
-    expect: dict  # actor ("owner", "member", "key") → status for B on A's object, or None
+    expect: dict  # actor ("owner", "member", "key") → status B gets on A's object
     own: dict  # actor ("owner", "key") → status for A on its own object (OK = success), or None
     where: str = "path"  # where the id travels: path kwarg, "query" (?after=) or "body"
     body: dict | None = None
     mutates: bool = False  # A's own request changes (or deletes) the row
-    kwarg: str = ""
 
     @property
     def id(self) -> str:
         return f"{self.route}:{self.method}" + ("" if self.where == "path" else f":{self.where}")
 
 
-API_KEY_ONLY_AFTER_LOOKUP = {"owner": 404, "member": 404, "key": 404}
+ALL_REACH_LOOKUP = {"owner": 404, "member": 404, "key": 404}  # every credential gets to the lookup
 SESSION_ONLY_API = {"owner": 404, "member": 404, "key": 403}  # SessionOnly refuses any key first
 WEB = {"owner": 404, "member": 404, "key": 302}  # a key is no web credential: the login redirect
 V1 = {"owner": 401, "member": 401, "key": 404}  # /v1 takes keys only: a session is unauthenticated
 
 MATRIX = [
     # --- management API (/api/), session or key ---
-    Case("api-key-detail", "get", "key", API_KEY_ONLY_AFTER_LOOKUP, {"owner": OK, "key": OK}),
+    Case("api-key-detail", "get", "key", ALL_REACH_LOOKUP, {"owner": OK, "key": OK}),
     Case(
         "api-key-detail",
         "patch",
         "key",
-        API_KEY_ONLY_AFTER_LOOKUP,
+        ALL_REACH_LOOKUP,
         {"owner": OK, "key": 403},  # a key may read keys, not change them
         body={"name": "stolen", "rpm_limit": 1},
         mutates=True,
     ),
-    Case("api-key-revoke", "post", "key", API_KEY_ONLY_AFTER_LOOKUP, {"owner": OK, "key": 403}, mutates=True),
+    Case("api-key-revoke", "post", "key", ALL_REACH_LOOKUP, {"owner": OK, "key": 403}, mutates=True),
     Case("api-member-detail", "get", "member", SESSION_ONLY_API, {"owner": OK, "key": 403}),
     Case(
         "api-member-detail",
@@ -310,7 +310,7 @@ MATRIX = [
         {"owner": 404, "member": 403, "key": 403},
         {"owner": OK, "key": 403},
     ),
-    Case("api-compare-detail", "get", "compare", API_KEY_ONLY_AFTER_LOOKUP, {"owner": OK, "key": OK}),
+    Case("api-compare-detail", "get", "compare", ALL_REACH_LOOKUP, {"owner": OK, "key": OK}),
     Case(
         "api-organizations-switch",
         "post",
@@ -569,6 +569,7 @@ def _walk(patterns, namespace=None, kwargs=()):
             yield p.name, namespace, names
 
 
+@functools.cache
 def _route_kwargs() -> dict[str, tuple]:
     return {name: kwargs for name, ns, kwargs in _walk(get_resolver().url_patterns) if ns is None}
 
