@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PORT   ?= 8000
 export MODELGATE_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
-.PHONY: install run test lint fmt migrate clean bench scale-test
+.PHONY: install run test lint fmt migrate clean bench scale-test soak
 
 install: $(VENV)/.installed frontend/node_modules/.package-lock.json
 
@@ -68,3 +68,14 @@ $(BENCH_LITELLM)/.installed:
 scale-test: install
 	command -v ip >/dev/null || [ "$$(id -u)" != 0 ] || (apt-get update && apt-get install -y iproute2)
 	$(PY) -m tests.scale $(SCALE_ARGS)
+
+# The seeded money-path simulation, long (tests/sim; docs/reliability.md): new random seeds of
+# MODELGATE_SIM_STEPS steps for SOAK_MINUTES, then the figures go into docs/reliability.md.
+# MODELGATE_SIM_SEED=<n> replays one seed (nothing written). Uses DATABASE_URL / REDIS_URL /
+# CELERY_BROKER_URL like `make test`.
+SOAK_MINUTES ?= 10
+MODELGATE_SIM_STEPS ?= 300
+soak: install
+	SOAK_MINUTES=$(SOAK_MINUTES) MODELGATE_SIM_STEPS=$(MODELGATE_SIM_STEPS) MODELGATE_SIM_SUMMARY=artifacts/sim-soak.json \
+		$(PY) -m pytest tests/sim/test_money_path.py::test_money_path_simulation -x -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m tests.sim.report artifacts/sim-soak.json $(if $(MODELGATE_SIM_SEED),,docs/reliability.md)

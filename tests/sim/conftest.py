@@ -27,8 +27,9 @@ def localstripe_emulator(tmp_path_factory):
 
 
 @pytest.fixture
-def sim_env(gateway, workers, localstripe_emulator, make_org, session_client, settings, tmp_path):  # noqa: F811
+def sim_env(gateway, workers, localstripe_emulator, make_org, session_client, settings):  # noqa: F811
     from django.apps import apps
+    from django.conf import settings as django_settings
 
     importlib.import_module("billing.migrations.0002_seed_bonus_rules").seed(apps, None)
     checkout = FakeCheckout()
@@ -44,6 +45,6 @@ def sim_env(gateway, workers, localstripe_emulator, make_org, session_client, se
         stripe_client=stripe.StripeClient(LOCALSTRIPE_KEY, base_addresses={"api": localstripe_emulator.url}),
         make_org=make_org,
         session_client=session_client,
-        log_dir=tmp_path,
+        log_dir=django_settings.DATA_DIR / "sim",
     )
     checkout.stop()

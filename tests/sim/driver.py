@@ -102,7 +102,9 @@ def _chat_args(rng: random.Random) -> dict:
         "stream": stream,
         "fault": fault,
         # The client hangs up after this many events (streams only).
-        "hang_up_after": rng.choice([1, 2, 4]) if stream and fault == "none" and rng.random() < 0.35 else None,
+        "hang_up_after": rng.choice([1, 2, 4])
+        if stream and fault == "none" and rng.random() < 0.35
+        else None,
         "tokens": rng.randint(4, 90),
         "max_tokens": rng.choice([32, 64, 128, 256]),
     }
@@ -240,8 +242,12 @@ class MoneyPathSim:
         self.account_id = billing_account_for_org(org_id=self.org_id).pk
         _key, self.secret = api_key_create(actor=self.owner, name=f"sim {seed}")
         self.api = env.session_client(self.owner)
-        self.oa = openai.OpenAI(api_key=self.secret, base_url=env.gateway_url + "/v1", max_retries=0, timeout=60)
-        self.an = anthropic.Anthropic(api_key=self.secret, base_url=env.gateway_url, max_retries=0, timeout=60)
+        self.oa = openai.OpenAI(
+            api_key=self.secret, base_url=env.gateway_url + "/v1", max_retries=0, timeout=60
+        )
+        self.an = anthropic.Anthropic(
+            api_key=self.secret, base_url=env.gateway_url, max_retries=0, timeout=60
+        )
         # The model: every credit and debit the driver knows of, except usage (read from records).
         self.credits = 0
         self.topups: list[TopUpModel] = []
@@ -251,7 +257,9 @@ class MoneyPathSim:
         self.batches: list[dict] = []
         self.last_entry_id = 0
         self.last_available = 0
-        self.op_log = env.log_dir / f"sim-seed-{seed}.ops"
+        env.log_dir.mkdir(parents=True, exist_ok=True)
+        self.done = 0
+        self.op_log = env.log_dir / f"seed-{seed}-{steps}.ops"
         self.op_log.write_text("".join(f"{op}\n" for op in self.ops))
 
     # --- running ------------------------------------------------------------------------------
@@ -267,15 +275,18 @@ class MoneyPathSim:
             for op in self.ops:
                 current = str(op)
                 getattr(self, f"_{op.kind}")(op.args)
+                self.done += 1
                 self.summary.ops[op.kind] += 1
                 self.summary.steps += 1
                 self.check(current)
             current = "settle everything"
             self.settle_all()
         except Exception as exc:
+            done = [str(op) for op in self.ops[: self.done + 1]][-8:]
             raise SimFailure(
                 f"money-path simulation failed at step {current!r}\n{replay_hint(self.seed, self.steps)}\n"
-                f"  operations: {self.op_log}\n{type(exc).__name__}: {exc}"
+                f"  operations: {self.op_log}\n  last operations:\n    " + "\n    ".join(done) + "\n"
+                f"{type(exc).__name__}: {exc}"
             ) from exc
         finally:
             self.summary.seconds += time.monotonic() - started
@@ -361,7 +372,8 @@ class MoneyPathSim:
             assert status >= 400, f"{fault}: HTTP {status}"
             assert record.cost_units == 0, f"{fault} charged {record.cost_units}"
         elif fault == "reset_mid_stream" and not a["stream"]:
-            assert status >= 500 and record.cost_units == 0, (status, record.cost_units)
+            assert status >= 500, status  # broke before the body was complete: an error, no charge
+            assert record.cost_units == 0, record.cost_units
         else:
             # Output was produced: charged, never zero (estimated when the upstream didn't say).
             assert record.cost_units > 0, f"{fault}: produced output but charged 0 ({record.status})"
@@ -382,9 +394,17 @@ class MoneyPathSim:
                 directive += " " + LINE_FAULTS[fault]
             text = self._prompt(directive, f"batch line {i}")
             if a["endpoint"] == "/v1/messages":
-                body = {"model": MODELS["anthropic"], "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+                body = {
+                    "model": MODELS["anthropic"],
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": text}],
+                }
             else:
-                body = {"model": MODELS["openai"], "max_tokens": 64, "messages": [{"role": "user", "content": text}]}
+                body = {
+                    "model": MODELS["openai"],
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": text}],
+                }
             lines.append({"custom_id": f"line-{i}", "method": "POST", "url": a["endpoint"], "body": body})
         data = "".join(json.dumps(line) + "\n" for line in lines).encode()
         uploaded = self.oa.files.create(file=("sim.jsonl", data), purpose="batch")
@@ -419,7 +439,9 @@ class MoneyPathSim:
         results = []
         for file_id in (batch.output_file_id, batch.error_file_id):
             if file_id:
-                results += [json.loads(x) for x in self.oa.files.content(file_id).text.splitlines() if x.strip()]
+                results += [
+                    json.loads(x) for x in self.oa.files.content(file_id).text.splitlines() if x.strip()
+                ]
         assert Counter(r["custom_id"] for r in results) == Counter(f"line-{i}" for i in range(n)), results
         for line in BatchLine.objects.filter(batch__public_id=b["id"]).order_by("line_no"):
             i = int(line.custom_id.split("-")[1])
@@ -430,11 +452,14 @@ class MoneyPathSim:
                     "amount_units", flat=True
                 )
             )
-            assert len(records) <= 1 and len(charges) <= 1, (line.request_id, records, charges)
+            assert len(records) <= 1, (line.request_id, records)
+            assert len(charges) <= 1, (line.request_id, charges)
             if line.status == "succeeded":
                 assert fault != "http_500", f"{line.request_id}: a failing upstream succeeded"
-                assert records and line.usage_record_id == records[0].pk
-                assert charges == [-records[0].cost_units] and records[0].cost_units > 0, charges
+                assert records, f"{line.request_id}: succeeded without a usage record"
+                assert line.usage_record_id == records[0].pk
+                assert records[0].cost_units > 0, records[0]
+                assert charges == [-records[0].cost_units], charges
                 self.summary.outcomes[f"batch_line:{fault}:succeeded"] += 1
             else:
                 assert line.status == "failed", line.status
@@ -454,7 +479,11 @@ class MoneyPathSim:
         if running:
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
-                if BatchLine.objects.filter(batch__public_id=running[-1]["id"]).exclude(status="pending").exists():
+                if (
+                    BatchLine.objects.filter(batch__public_id=running[-1]["id"])
+                    .exclude(status="pending")
+                    .exists()
+                ):
                     break
                 time.sleep(0.02)
         alive = [p for p in workers.procs if p.poll() is None]
@@ -503,7 +532,9 @@ class MoneyPathSim:
         assert refund.amount == cents
         t.stripe_refunded += cents
         pi = self.env.localstripe.get(f"/v1/payment_intents/{t.pi}")
-        charge_id = pi["latest_charge"]["id"] if isinstance(pi["latest_charge"], dict) else pi["latest_charge"]
+        charge_id = (
+            pi["latest_charge"]["id"] if isinstance(pi["latest_charge"], dict) else pi["latest_charge"]
+        )
         charge = self.env.localstripe.get(f"/v1/charges/{charge_id}")
         assert charge["amount_refunded"] == t.stripe_refunded, charge["amount_refunded"]
         self.mailbox.append(event("charge.refunded", charge))
@@ -621,7 +652,9 @@ class MoneyPathSim:
             if amount == 0:
                 self.summary.outcomes["adjust:nothing_to_debit"] += 1
                 return
-        credit_adjust(org_id=self.org_id, amount_units=amount, reason="simulation", acting_user=self.owner.user)
+        credit_adjust(
+            org_id=self.org_id, amount_units=amount, reason="simulation", acting_user=self.owner.user
+        )
         self.credits += amount
 
     def _expire(self, a: dict) -> None:
@@ -633,7 +666,9 @@ class MoneyPathSim:
             ended = holds_expire_task.delay().get(timeout=60)
         else:
             # Time jumps past every hold's TTL: in-flight batch lines settle after their expiry.
-            ended = holds_expire(now=timezone.now() + dt.timedelta(seconds=settings.BILLING_HOLD_TTL_SECONDS + 1))
+            ended = holds_expire(
+                now=timezone.now() + dt.timedelta(seconds=settings.BILLING_HOLD_TTL_SECONDS + 1)
+            )
         self.summary.outcomes[f"expire:{a['how']}:{'some' if ended else 'none'}"] += 1
 
     # --- invariants ---------------------------------------------------------------------------------
@@ -646,7 +681,9 @@ class MoneyPathSim:
     def _available(self) -> int:
         from billing.models import BillingAccount
 
-        balance, held = BillingAccount.objects.values_list("balance_units", "held_units").get(pk=self.account_id)
+        balance, held = BillingAccount.objects.values_list("balance_units", "held_units").get(
+            pk=self.account_id
+        )
         return balance - held
 
     def check(self, where: str) -> None:
@@ -661,7 +698,9 @@ class MoneyPathSim:
                 pk=self.account_id
             )
             records = dict(
-                UsageRecord.objects.filter(organization_id=self.org_id).values_list("request_id", "cost_units")
+                UsageRecord.objects.filter(organization_id=self.org_id).values_list(
+                    "request_id", "cost_units"
+                )
             )
             usage_entries = dict(
                 LedgerEntry.objects.filter(account_id=self.account_id, kind="usage").values_list(
@@ -674,7 +713,9 @@ class MoneyPathSim:
                 )
             )
             hold_amounts = dict(
-                Hold.objects.filter(pk__in=[e[3] for e in new_entries if e[3]]).values_list("pk", "amount_units")
+                Hold.objects.filter(pk__in=[e[3] for e in new_entries if e[3]]).values_list(
+                    "pk", "amount_units"
+                )
             )
         charged = sum(records.values())
         # Every usage record charged exactly once (and nothing charged without a record).
@@ -682,7 +723,9 @@ class MoneyPathSim:
         assert usage_entries == expected_entries, _diff("usage entries", expected_entries, usage_entries)
         # The driver's model: credits it knows of − the usage records' charges.
         model = self.credits - charged
-        assert balance == model, f"balance {balance} != model {model} (credits {self.credits} − usage {charged})"
+        assert balance == model, (
+            f"balance {balance} != model {model} (credits {self.credits} − usage {charged})"
+        )
         assert held >= 0, f"held {held}"
         available = balance - held
         if available < 0 and available < self.last_available:
@@ -691,7 +734,10 @@ class MoneyPathSim:
                 for e in new_entries
                 if e[1] in ("refund", "bonus_clawback")
                 or (e[1] == "adjustment" and e[2] < 0)
-                or (e[1] == "usage" and (-e[2] > hold_amounts.get(e[3], 0) or (e[4] or {}).get("settled_after_expiry")))
+                or (
+                    e[1] == "usage"
+                    and (-e[2] > hold_amounts.get(e[3], 0) or (e[4] or {}).get("settled_after_expiry"))
+                )
             ]
             assert uncontrolled, f"available balance went to {available} through admitted requests only"
             self.summary.outcomes["available_below_zero:explained"] += 1
@@ -721,7 +767,9 @@ class MoneyPathSim:
         self.check("settle: all held money released")
         account = BillingAccount.objects.get(pk=self.account_id)
         assert account.held_units == 0, f"{account.held_units} still held after every hold ended"
-        charged = UsageRecord.objects.filter(organization_id=self.org_id).aggregate(s=Sum("cost_units"))["s"] or 0
+        charged = (
+            UsageRecord.objects.filter(organization_id=self.org_id).aggregate(s=Sum("cost_units"))["s"] or 0
+        )
         self.summary.discrepancy_units += abs(account.balance_units - (self.credits - charged))
         assert not StripeEvent.objects.filter(status="failed").exists(), "a Stripe event failed to process"
         for t in self.topups:
