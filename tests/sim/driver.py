@@ -106,7 +106,8 @@ def _chat_args(rng: random.Random) -> dict:
         if stream and fault == "none" and rng.random() < 0.35
         else None,
         "tokens": rng.randint(4, 90),
-        "max_tokens": rng.choice([32, 64, 128, 256]),
+        # None: the hold covers the model's maximum output, lowered to what a small balance covers.
+        "max_tokens": rng.choice([None, 32, 64, 128, 256]),
     }
 
 
@@ -129,7 +130,13 @@ def _op_args(kind: str, rng: random.Random) -> dict:
     if kind == "redeem":
         return {"value_units": rng.randint(1, 300) * CENT // 10, "use_twice": rng.random() < 0.3}
     if kind == "adjust":
-        return {"sign": rng.choice([1, 1, -1]), "value_units": rng.randint(1, 5_000) * CENT // 100}
+        # A debit of ``value_units``, or (``leave``) one that drains the account down to a few
+        # nano-dollars, so that requests are refused (402) or get a lowered max_tokens.
+        return {
+            "sign": rng.choice([1, 1, -1]),
+            "value_units": rng.randint(1, 5_000) * CENT // 100,
+            "leave": rng.choice([None, None, 0, 2_000, 200_000]),
+        }
     if kind == "expire":
         return {"how": rng.choice(["task", "task", "time_jump"])}
     return {}
@@ -299,6 +306,8 @@ class MoneyPathSim:
     def _chat(self, a: dict) -> None:
         directive, _s, _j = CHAT_FAULTS[a["fault"]]
         max_tokens = a["max_tokens"]
+        if max_tokens is None and a["sdk"] == "anthropic":
+            max_tokens = 256  # required by the Messages API
         if a["hang_up_after"]:
             # Long enough (≈ 0.5 s) that the client is gone before the upstream has finished.
             controls, max_tokens = "tokens=200 chunks=50 chunk_delay_ms=10", 256
@@ -313,7 +322,7 @@ class MoneyPathSim:
             if a["sdk"] == "openai":
                 raw = self.oa.chat.completions.with_raw_response.create(
                     model=model,
-                    max_tokens=max_tokens,
+                    max_tokens=openai.omit if max_tokens is None else max_tokens,
                     messages=[{"role": "user", "content": text}],
                     stream=a["stream"],
                 )
@@ -359,6 +368,13 @@ class MoneyPathSim:
         from inference.models import UsageRecord
 
         assert request_id, f"no x-request-id (HTTP {status})"
+        if status == 402:
+            # Refused before any money moved: no hold, no charge, no record.
+            assert not Hold.objects.filter(reference=request_id).exists(), "a refused request held money"
+            assert not LedgerEntry.objects.filter(idempotency_key=f"usage:{request_id}").exists()
+            assert not UsageRecord.objects.filter(request_id=request_id).exists()
+            self.summary.outcomes["chat:refused_402"] += 1
+            return
         record = UsageRecord.objects.filter(request_id=request_id).first()
         assert record is not None, f"no usage record for {request_id} (HTTP {status})"
         entries = list(LedgerEntry.objects.filter(idempotency_key=f"usage:{request_id}"))
@@ -643,15 +659,18 @@ class MoneyPathSim:
             self.summary.outcomes["redeem:second_use_refused"] += 1
 
     def _adjust(self, a: dict) -> None:
-        """An operator credit, or a debit of at most what is available now."""
+        """An operator credit, or a debit of at most what is available now (or down to ``leave``)."""
         from billing.services import credit_adjust
 
         amount = a["value_units"]
         if a["sign"] < 0:
-            amount = -min(amount, max(self._available(), 0))
-            if amount == 0:
+            available = max(self._available(), 0)
+            amount = -(available - a["leave"] if a.get("leave") is not None else min(amount, available))
+            if amount >= 0:
                 self.summary.outcomes["adjust:nothing_to_debit"] += 1
                 return
+            if a.get("leave") is not None:
+                self.summary.outcomes[f"adjust:drained_to_{a['leave']}"] += 1
         credit_adjust(
             org_id=self.org_id, amount_units=amount, reason="simulation", acting_user=self.owner.user
         )
