@@ -75,7 +75,11 @@ scale-test: install
 # CELERY_BROKER_URL like `make test`.
 SOAK_MINUTES ?= 10
 MODELGATE_SIM_STEPS ?= 300
+SOAK_FAULT_SECONDS ?= 300
 soak: install
 	SOAK_MINUTES=$(SOAK_MINUTES) MODELGATE_SIM_STEPS=$(MODELGATE_SIM_STEPS) MODELGATE_SIM_SUMMARY=artifacts/sim-soak.json \
 		$(PY) -m pytest tests/sim/test_money_path.py::test_money_path_simulation -x -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m tests.sim.report artifacts/sim-soak.json $(if $(MODELGATE_SIM_SEED),,docs/reliability.md)
+	# then load with faults for SOAK_FAULT_SECONDS: private PostgreSQL/Redis restarted, killed and
+	# flushed under SDK load (tests/faults; figures in artifacts/faults-figures.json)
+	MODELGATE_FAULT_SECONDS=$(SOAK_FAULT_SECONDS) $(PY) -m pytest tests/faults/test_load_with_faults.py -x -p no:cacheprovider
