@@ -130,19 +130,21 @@ def add_member(make_user):
     return add
 
 
+def logged_in(membership, client_class=APIClient):
+    """A test client (DRF's APIClient by default) logged in as ``membership.user`` with that
+    organization current."""
+    client = client_class()
+    client.force_login(membership.user)
+    session = client.session
+    session["organization_id"] = membership.organization_id
+    session.save()
+    return client
+
+
 @pytest.fixture
 def session_client():
     """An APIClient logged in as ``membership.user`` with that organization current."""
-
-    def make(membership) -> APIClient:
-        client = APIClient()
-        client.force_login(membership.user)
-        session = client.session
-        session["organization_id"] = membership.organization_id
-        session.save()
-        return client
-
-    return make
+    return logged_in
 
 
 @pytest.fixture

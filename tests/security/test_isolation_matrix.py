@@ -40,6 +40,7 @@ from accounts.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Perm
 from billing.models import LedgerEntry, TopUp
 from inference.models import UsageRecord
 from inference.models_jobs import Batch, CompareJob, JobFile
+from tests.conftest import logged_in
 from tests.jobs.helpers import chat_line, jsonl
 from tests.web.helpers import usage_record
 
@@ -214,12 +215,7 @@ def _snapshot(kind: str, obj) -> dict | None:
 
 
 def session(membership: Membership) -> APIClient:
-    client = APIClient()
-    client.force_login(membership.user)
-    s = client.session
-    s["organization_id"] = membership.organization_id
-    s.save()
-    return client
+    return logged_in(membership)
 
 
 def keyed(secret: str) -> APIClient:

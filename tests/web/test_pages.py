@@ -20,15 +20,9 @@ pytestmark = pytest.mark.django_db
 def web():
     """A Django test client logged in as ``membership.user`` with its organization current."""
 
-    def make(membership) -> Client:
-        client = Client()
-        client.force_login(membership.user)
-        session = client.session
-        session["organization_id"] = membership.organization_id
-        session.save()
-        return client
+    from tests.conftest import logged_in
 
-    return make
+    return lambda membership: logged_in(membership, Client)
 
 
 @pytest.fixture
