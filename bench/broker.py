@@ -31,7 +31,9 @@ CANDIDATES = {
 def measure(name: str, burst: int, sequential: int) -> dict:
     with tempfile.TemporaryDirectory() as data_dir:
         env = {
-            k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_RESULT_BACKEND"}
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_RESULT_BACKEND"}
         }
         env |= {
             "MODELGATE_DATA_DIR": data_dir,
@@ -39,7 +41,20 @@ def measure(name: str, burst: int, sequential: int) -> dict:
             "DJANGO_SETTINGS_MODULE": "config.settings.local",
         }
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-l", "WARNING", "-c", "2", "-P", "prefork"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "WARNING",
+                "-c",
+                "2",
+                "-P",
+                "prefork",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-HEADER = "# Benchmarks\n\nFigures written by the scripts under `bench/`; each section says how it was measured.\n"
+HEADER = (
+    "# Benchmarks\n\nFigures written by the scripts under `bench/`; each section says how it was measured.\n"
+)
 
 
 def write_section(name: str, body: str) -> None:
@@ -20,7 +22,9 @@ def write_section(name: str, body: str) -> None:
     )
     block = f"<!-- bench:{name} -->\n{body.rstrip()}\n{stamp}<!-- /bench:{name} -->"
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
-    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    text = (
+        pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    )
     DOC.write_text(text)
 
 
