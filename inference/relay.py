@@ -9,7 +9,9 @@ Streams are relayed by a *pump* task that reads the upstream, keeps the usage an
 text produced, and hands events to the response through a queue. The pump — not the
 response — settles the request, so a client that disconnects mid-stream does not stop
 it: it keeps draining the upstream (for at most RELAY_DRAIN_SECONDS) to learn the true
-usage, and charges once.
+usage, and charges once. The stream's terminal event (``[DONE]``, ``message_stop``) is held
+back until that charge has committed: a client that saw the end of its stream has been
+charged for it, even if the process dies a moment later.
 
 Any chat model is reachable through either format: when a channel speaks the other
 format than the caller, the request is translated (``inference.translate``), the answer
@@ -535,16 +537,14 @@ class StreamState:
     usage_delta: dict | None = None  # Anthropic message_delta usage
     openai_usage: dict | None = None
     client_gone: bool = False
-    delivered: bool = False  # the client received the stream's terminal event ([DONE], message_stop)
     error: str | None = None
     done: bool = False
+    # The items of the upstream's terminal event and anything after it: sent once the charge
+    # has committed (None until the terminal event arrives).
+    held: list | None = None
 
 
 _END = object()
-# Queued right after the items of the upstream's terminal event: reaching it, the response has
-# handed the whole stream to the client (which may then hang up before the chunked end: not a
-# disconnect).
-_DELIVERED = object()
 UPSTREAM_STREAM_ERROR = "error_mid_stream"  # the upstream sent an error event (forwarded as is)
 
 
@@ -597,8 +597,11 @@ def _anthropic_event(state: StreamState, data: str):
 
 
 async def _offer(state: StreamState, item) -> None:
-    """Hand an item to the response, unless the client has gone (then drop it)."""
-    if not state.client_gone:
+    """Hand an item to the response, unless the client has gone (then drop it); from the
+    terminal event on, keep it for after the settlement."""
+    if state.held is not None:
+        state.held.append(item)
+    elif not state.client_gone:
         await state.queue.put(item)
 
 
@@ -631,9 +634,10 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
             event_lines, pending = pending, []
             data = "\n".join(ln[5:].lstrip() for ln in event_lines if ln.startswith("data:"))
             parsed = None
-            was_done = state.done
             if data:
                 parsed = _openai_event(state, ctx, data) if is_openai else _anthropic_event(state, data)
+                if state.done and state.held is None:
+                    state.held = []
             if translator is None:
                 if parsed is not _HIDE:
                     if ctx.ttft_ms is None:
@@ -650,8 +654,6 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
                     ctx.ttft_ms = ctx.elapsed_ms()
                 for item in out:
                     await _offer(state, item)
-            if state.done and not was_done:
-                await _offer(state, _DELIVERED)
             if state.error:
                 break
     except TimeoutError:
@@ -662,10 +664,11 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
         state.error = "malformed_sse"
     finally:
         await response.aclose()
+    if state.held is None:
+        state.held = []  # however it ended, the client sees the end after the settlement
     if state.error and (state.error != UPSTREAM_STREAM_ERROR or translator is not None):
         # (An upstream error event is forwarded as is, unless it is in the other format.)
-        await _offer(state, _stream_error_event(ctx, state.error))
-    await _offer(state, _END)
+        await _offer(state, _stream_error_event(ctx, _stream_broke(state.error)))
     if is_openai:
         reported = usage_rules.openai_chat_usage(state.openai_usage)
     else:
@@ -682,23 +685,34 @@ async def _pump(ctx: Context, response, state: StreamState) -> None:
     if (state.error or not state.done) and not produced and reported is None:
         usage, source = None, UsageSource.NONE  # broke before producing anything: no charge
     status = UsageStatus.OK
-    if state.client_gone and not state.delivered:
+    if state.client_gone:
         status = UsageStatus.CLIENT_DISCONNECTED
     elif state.error or not state.done:
         status = UsageStatus.UPSTREAM_ERROR
-    # (Logged when the database stays unreachable: the stream was delivered but not charged.)
-    await _finish_or_leave_hold(
+    settled = await _finish_or_leave_hold(
         ctx, Outcome(status=status, usage=usage, usage_source=source, error_code=state.error or "")
     )
+    held, state.held = state.held, None
+    if settled:
+        for item in held:
+            await _offer(state, item)
+    else:
+        # Not recorded, so not charged (logged): the stream ends in an error, not in its end.
+        await _offer(state, _stream_error_event(ctx, db_unavailable()))
+    await _offer(state, _END)
 
 
-def _stream_error_event(ctx: Context, code: str) -> bytes:
-    message = "The upstream stream broke off; you are charged only for what was produced."
+def _stream_error_event(ctx: Context, exc: ApplicationError) -> bytes:
+    """An error as the stream's last event, with the body the caller's format uses for errors."""
+    body = ctx.endpoint.render_error(exc, ctx.request_id).content
     if ctx.endpoint.wire_format == OPENAI:
-        payload = {"error": {"message": message, "type": "api_error", "code": code, "param": None}}
-        return b"data: " + orjson.dumps(payload) + b"\n\n"
-    payload = {"type": "error", "error": {"type": "api_error", "message": message}}
-    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+        return b"data: " + body + b"\n\n"
+    return b"event: error\ndata: " + body + b"\n\n"
+
+
+def _stream_broke(code: str) -> UpstreamError:
+    message = "The upstream stream broke off; you are charged only for what was produced."
+    return UpstreamError(message, code=code)
 
 
 def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
@@ -718,9 +732,6 @@ def _stream_response(ctx: Context, response) -> StreamingHttpResponse:
                 if item is _END:
                     finished = True
                     return
-                if item is _DELIVERED:
-                    state.delivered = True
-                    continue
                 yield item
         finally:
             if not finished:

@@ -288,6 +288,9 @@ class Stack:
                 "RELAY_UPSTREAM_READ_TIMEOUT": "1.5",
                 # Holds a crashed or cut-off request leaves behind are the expiry task's after 20 s.
                 "BILLING_HOLD_TTL_SECONDS": "20",
+                # A settlement that meets an outage is retried for 6 s, then given up (the hold is
+                # left to the expiry task); the load's PostgreSQL outages last PG_DOWN_SECONDS.
+                "RELAY_SETTLE_RETRY_SECONDS": "6",
             }
         )
         self._fernet = env["FIELD_ENCRYPTION_KEY"]

@@ -4,7 +4,8 @@ A private PostgreSQL cluster and redis-server (never the shared ones), the upstr
 simulator and the gateway as a uvicorn subprocess with production settings; the official
 SDKs as clients. Before the fixes in inference/relay.py and config/cachesafe.py each of
 these failed: an HTML 500 while PostgreSQL was down, a stream delivered but never charged
-when its settlement met the outage, an HTML 500 for every request while Redis was down.
+when its settlement met the outage, an HTML 500 for every request while Redis was down. A
+stream's end ([DONE]) now waits for its charge to commit, and is an error when it can't.
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ def _anthropic_ok(claude, text: str = "hello", stream: bool = False) -> str:
     return raw.headers["x-request-id"]
 
 
-def _records(stack, request_ids) -> dict[str, dict]:
-    books = stack.remote("check", str(stack.setup["org_id"]), "0")
+def _records(stack, request_ids, expiry_wait: float = 0) -> dict[str, dict]:
+    """The books; holds left open are given back by the expiry task once due (within
+    ``expiry_wait`` seconds)."""
+    books = stack.remote("check", str(stack.setup["org_id"]), str(expiry_wait))
     assert books["audit"]["ok"], books["audit"]["report"]
     by_id = {r["request_id"]: r for r in books["records"]}
     return {rid: by_id.get(rid) for rid in request_ids}, books
@@ -120,45 +123,57 @@ def test_postgres_down_is_a_503_in_each_wire_format_charges_nothing_and_recovers
     _gateway_log_clean(stack)
 
 
-def test_stream_whose_settlement_meets_the_outage_is_charged_once_the_database_is_back(stack):
-    oai, _claude = _clients(stack)
-    before = _balance(stack)
-    first = threading.Event()
-    seen: dict = {}
+def _stream_in_thread(oai, seen: dict) -> threading.Thread:
+    """An OpenAI stream read by the SDK in a thread: ``content_done`` once the finish and usage
+    chunks arrived, ``ended`` when the SDK saw [DONE] (or ``error`` when the stream failed)."""
+    seen.update(content_done=threading.Event(), ended=threading.Event())
 
     def client():
-        stream = oai.chat.completions.create(
-            model="gpt-4o",
-            messages=[{"role": "user", "content": "story [[sim tokens=60 chunks=15 chunk_delay_ms=80]]"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        seen["request_id"] = stream.response.headers["x-request-id"]
-        for chunk in stream:
-            first.set()
-            if chunk.usage:
-                seen["usage"] = chunk.usage
-            if chunk.choices and chunk.choices[0].finish_reason:
-                seen["finish"] = chunk.choices[0].finish_reason
+        try:
+            stream = oai.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "story [[sim tokens=60 chunks=15 chunk_delay_ms=80]]"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            seen["request_id"] = stream.response.headers["x-request-id"]
+            for chunk in stream:
+                if chunk.usage:
+                    seen["usage"] = chunk.usage
+                    seen["content_done"].set()
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    seen["finish"] = chunk.choices[0].finish_reason
+        except openai.APIError as exc:
+            seen["error"] = exc
+        seen["ended"].set()
 
     thread = threading.Thread(target=client)
     thread.start()
-    assert first.wait(10)
-    stack.pg.stop()  # the stream is in flight; it ends (and wants to settle) while the database is down
-    thread.join(15)
-    assert seen.get("finish") == "stop", seen
-    assert seen.get("usage"), seen
-    time.sleep(1.0)
-    stack.pg.start()
+    return thread
 
-    deadline = time.monotonic() + 20
-    while True:
-        records, books = _records(stack, [seen["request_id"]])
-        record = records[seen["request_id"]]
-        if record is not None or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert record is not None, "the stream was delivered but never settled"
+
+def test_stream_whose_settlement_meets_the_outage_ends_once_the_database_is_back_and_is_charged(stack):
+    oai, _claude = _clients(stack)
+    before = _balance(stack)
+    seen: dict = {}
+    thread = _stream_in_thread(oai, seen)
+    time.sleep(0.3)  # the hold is placed, the stream is in flight
+    stack.pg.stop()  # it ends (and wants to settle) while the database is down
+    try:
+        assert seen["content_done"].wait(15), seen
+        assert seen.get("finish") == "stop", seen
+        # The content is all there; the end ([DONE]) waits for the charge to commit.
+        assert not seen["ended"].wait(1.0), "the stream ended while its charge could not be recorded"
+    finally:
+        stack.pg.start()
+    assert seen["ended"].wait(15)
+    thread.join(5)
+    assert "error" not in seen, seen
+
+    # No waiting: [DONE] came after the commit.
+    records, books = _records(stack, [seen["request_id"]])
+    record = records[seen["request_id"]]
+    assert record is not None, "the stream ended but was never settled"
     assert record["status"] == "ok"
     assert record["cost_units"] > 0
     keys = [k for k, _ in books["usage_entries"]]
@@ -166,6 +181,38 @@ def test_stream_whose_settlement_meets_the_outage_is_charged_once_the_database_i
     assert before - _balance(stack) == record["cost_units"]
     assert books["open_holds"] == 0
     assert "settlement waits for the database" in stack.gateway_log.read_text()
+    _gateway_log_clean(stack)
+
+
+def test_stream_whose_settlement_cannot_be_recorded_ends_in_an_error_and_charges_nothing(stack):
+    """The database stays down past RELAY_SETTLE_RETRY_SECONDS (6 s here): the stream is not
+    charged, so it doesn't end as a success either — its last event is a 503-style error, and
+    the hold is the expiry task's."""
+    oai, _claude = _clients(stack)
+    before = _balance(stack)
+    seen: dict = {}
+    thread = _stream_in_thread(oai, seen)
+    time.sleep(0.3)
+    stack.pg.stop()
+    try:
+        assert seen["content_done"].wait(15), seen
+        assert seen["ended"].wait(15), "the stream never ended"
+    finally:
+        stack.pg.start()
+    thread.join(5)
+    error = seen.get("error")
+    assert isinstance(error, openai.APIError), seen
+    assert "cannot reach its database" in error.message
+    assert "nothing was charged" in error.message
+    assert error.body["code"] == "service_unavailable"
+
+    records, books = _records(stack, [seen["request_id"]], expiry_wait=30)
+    assert books["holds_expired_by_task"] == 1
+    assert records[seen["request_id"]] is None
+    assert f"usage:{seen['request_id']}" not in [k for k, _ in books["usage_entries"]]
+    assert books["open_holds"] == 0
+    assert _balance(stack) == before
+    assert "request not settled: database unavailable" in stack.gateway_log.read_text()
     _gateway_log_clean(stack)
 
 

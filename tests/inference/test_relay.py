@@ -205,6 +205,81 @@ def test_client_disconnect_mid_stream_is_charged_once_for_what_upstream_produced
     assert _open_holds(gateway) == 0
 
 
+def _stream_to_the_end(gw, caller: str, model: str, seen: dict) -> None:
+    """Stream with the official SDK; note when the content is complete and when the stream's
+    terminal event arrives, and whether the usage record existed at that moment."""
+    from inference.models import UsageRecord
+
+    prompt = "story [[sim tokens=12 chunks=4 chunk_delay_ms=20]]"
+    if caller == "openai":
+        stream = _oa(gw).chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": prompt}]
+        )
+        seen["request_id"] = stream.response.headers["x-request-id"]
+        for chunk in stream:
+            seen["started"].set()
+            if chunk.choices and chunk.choices[0].finish_reason:
+                seen["content_done"].set()
+        # The SDK's loop ends at [DONE].
+    else:
+        with _an(gw).messages.stream(
+            model=model, max_tokens=100, messages=[{"role": "user", "content": prompt}]
+        ) as stream:
+            seen["request_id"] = stream.response.headers["x-request-id"]
+            for event in stream:
+                seen["started"].set()
+                if event.type == "message_delta":
+                    seen["content_done"].set()
+                if event.type == "message_stop":
+                    break
+    seen["recorded_at_end"] = UsageRecord.objects.filter(request_id=seen["request_id"]).exists()
+    seen["ended"].set()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("caller", "model"),
+    [
+        ("openai", "gpt-4o"),
+        ("anthropic", "claude-3-5-sonnet-20241022"),
+        ("openai", "claude-3-5-sonnet-20241022"),
+    ],
+    ids=["openai", "anthropic", "translated"],
+)
+def test_a_stream_ends_for_the_client_only_once_its_charge_has_committed(gateway, caller, model):
+    """[DONE] / message_stop is held back until the settlement commits: a client that saw the
+    end of its stream has been charged, even if the gateway process dies right after. The
+    settlement is kept waiting here by a lock on the organization's balance row."""
+    import threading
+
+    from django.db import transaction
+
+    from billing.models import BillingAccount
+
+    seen = {"started": threading.Event(), "content_done": threading.Event(), "ended": threading.Event()}
+    client = threading.Thread(target=_stream_to_the_end, args=(gateway, caller, model, seen))
+    client.start()
+    try:
+        assert seen["started"].wait(10)  # the hold is placed: the balance row is free again
+        with transaction.atomic():
+            BillingAccount.objects.select_for_update().get(organization_id=gateway.org.id)
+            # The upstream's stream (4 chunks, 20 ms apart) is over well within this wait.
+            ended_while_locked = seen["ended"].wait(1.5)
+            content_while_locked = seen["content_done"].is_set()
+        assert not ended_while_locked, "the stream ended before its charge could commit"
+        if model == "gpt-4o" or caller == "anthropic":
+            # Same format: everything up to the terminal event flowed meanwhile. (Translated from
+            # Anthropic, the finish chunk is made from message_stop and waits with [DONE].)
+            assert content_while_locked
+        assert seen["ended"].wait(10)
+    finally:
+        client.join(15)
+    assert seen["recorded_at_end"], "the client saw the end of a stream that was not recorded"
+    (record,) = gateway.records()
+    assert (record.status, record.output_tokens) == ("ok", 12)
+    assert record.cost_units > 0
+
+
 def test_upstream_dropping_mid_stream_charges_what_was_produced_never_zero(gateway):
     before = gateway.balance()
     stream = _oa(gateway).chat.completions.create(
