@@ -12,6 +12,7 @@ GENERAL_VISION_MIN_SCORE = 50
 
 # Checked in this order; the first one missing shapes the message.
 _ORDER = (
+    "image_required",
     "image_input",
     "image_editing",
     "text_output",
@@ -32,7 +33,10 @@ def missing_capabilities(model: ModelInfo, needs: RequestNeeds) -> list[str]:
         missing.add("image_output")
     elif needs.output == Modality.EMBEDDING and Modality.EMBEDDING not in outputs:
         missing.add("embedding_output")
-    if Modality.IMAGE in needs.input_modalities or needs.image_count:
+    has_image = Modality.IMAGE in needs.input_modalities or needs.image_count
+    if not has_image and Modality.TEXT not in model.input_modalities:
+        missing.add("image_required")  # it reads images only (local-ocr): nothing to read
+    if has_image:
         if needs.output == Modality.IMAGE:
             # An image in an image request is a picture to edit, not one to understand.
             if Modality.IMAGE in outputs and not model.has_feature(Feature.IMAGE_EDITING):
@@ -74,6 +78,10 @@ def _sentence(model: ModelInfo, missing: str) -> str:
         Modality.IMAGE in model.output_modalities and Modality.TEXT not in model.output_modalities
     )
     embeds = Modality.EMBEDDING in model.output_modalities and Modality.TEXT not in model.output_modalities
+    if missing == "image_required":
+        if model.task_score(Task.OCR_DOCUMENT):
+            return f"{name} reads the text in images; this request has no image."
+        return f"{name} reads images only; this request has no image."
     if missing == "image_input":
         if generates_images:
             return f"{name} generates images; it cannot read them."

@@ -95,6 +95,8 @@ class ModelInfo:
                 return "generates images"
             if Modality.EMBEDDING in self.output_modalities:
                 return "produces embeddings"
+        if self.reads_images and Modality.TEXT not in self.input_modalities:
+            return "reads images and writes text"
         if self.reads_images:
             return "reads text and images and writes text"
         return "reads and writes text"

@@ -36,7 +36,9 @@ LOCAL_OCR = {
     ),
     "context_window": None,
     "max_output_tokens": 16_384,
-    "input_modalities": ["text", "image"],
+    # Images only: text parts are accepted (and counted as input) but not read, so a request
+    # without an image is refused by the guard before any money moves.
+    "input_modalities": ["image"],
     "output_modalities": ["text"],
     "features": ["streaming", "json_mode"],
     "image_rule": "fixed",

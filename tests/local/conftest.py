@@ -17,14 +17,6 @@ from tests.inference.conftest import catalogue, gateway, gateway_server, simulat
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers",
-        "local_relay: needs the relay wired to the local provider (open_stream → open_local, "
-        "`local` accepted by both endpoints); fails until then",
-    )
-
-
 def require_rapidocr() -> None:
     """Skip without the `ocr` extra — but fail in CI (MODELGATE_REQUIRE_SERVICES=1)."""
     if importlib.util.find_spec("rapidocr") and importlib.util.find_spec("onnxruntime"):

@@ -44,7 +44,7 @@ def test_local_ocr_from_the_migration(local_catalogue):
 
     model = model_resolve("local-ocr")
     assert model.display_name == "Local OCR (RapidOCR, offline)"
-    assert model.input_modalities == {"text", "image"}
+    assert model.input_modalities == {"image"}  # text parts are accepted, not read
     assert model.output_modalities == {"text"}
     assert model.features == {"streaming", "json_mode"}
     assert (model.task_score("ocr_document"), model.task_score("chinese_documents")) == (70, 75)

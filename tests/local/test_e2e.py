@@ -2,13 +2,8 @@
 the live gateway → the local OCR model → the known text back, and the org charged exactly the
 catalogue price.
 
-Each scenario runs twice:
-
-* ``relay`` — the gateway as it is. Marked ``local_relay``: it needs the lead's wiring
-  (``open_stream`` dispatching ``local`` channels to ``open_local``, ``local`` accepted by
-  both endpoints) and FAILS until that lands (``-m "not local_relay"`` deselects it).
-* ``test-wiring`` — the same, with that wiring patched in for the test only (the gateway runs
-  in this process), so the adapter's contract is proven against the real relay today.
+The gateway is the real one (tests/inference/conftest.py): the relay dispatches ``local``
+channels to ``inference.local.adapter.open_local``.
 """
 
 from __future__ import annotations
@@ -28,35 +23,8 @@ EXPECTED_UNITS = 1000 * 1_000 + 7 * 1_000 + 4 * 100
 assert EXPECTED_UNITS == 1_007_400
 
 
-@pytest.fixture(params=[pytest.param("relay", marks=pytest.mark.local_relay), "test-wiring"])
-def wiring(request, monkeypatch):
-    if request.param == "relay":
-        return request.param
-    from inference import relay
-    from inference.local.adapter import open_local
-
-    real_open, real_order = relay.open_stream, relay.channel_order
-
-    async def open_stream(channel, path, body, files=None):
-        if channel.provider_type == "local":
-            return await open_local(channel, path, body)
-        return await real_open(channel, path, body, files=files)
-
-    monkeypatch.setattr(relay, "open_stream", open_stream)
-    # `local` speaks the OpenAI format (OpenAI callers direct, Anthropic callers translated).
-    monkeypatch.setattr(
-        relay, "channel_order", lambda channels, types: real_order(channels, types | {"local"})
-    )
-    monkeypatch.setattr(
-        relay,
-        "upstream_format_of",
-        lambda c: relay.OPENAI if c.provider_type in ("openai", "local") else relay.ANTHROPIC,
-    )
-    return request.param
-
-
 @pytest.fixture
-def local_gateway(gateway, wiring):
+def local_gateway(gateway):
     require_rapidocr()
     from models_catalog.services import catalogue_changed, channels_sync_local
 
@@ -159,14 +127,32 @@ def test_anthropic_sdk_reads_the_known_text(local_gateway):
     assert_charged_catalogue_price(gateway, before)
 
 
-def test_text_only_request_is_a_400_and_costs_nothing(local_gateway):
+def test_text_only_request_is_refused_by_the_guard_before_any_money_moves(local_gateway):
+    """local-ocr reads images only: a request without one is a capability mismatch, answered
+    before a hold is placed, naming models that can answer it."""
+    import anthropic
     import openai
+
+    from billing.models import Hold
 
     gateway = local_gateway
     before = gateway.balance()
     client = openai.OpenAI(api_key=gateway.secret, base_url=gateway.openai_base, max_retries=0, timeout=60)
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="local-ocr", messages=[{"role": "user", "content": "hello"}])
-    assert "reads the text in images" in str(info.value)
-    gateway.wait_settled(1)
+    error = info.value.body
+    assert error["code"] == "model_capability_mismatch"
+    assert error["message"].startswith("local-ocr reads the text in images; this request has no image.")
+    assert error["models_that_can"]
+    assert "local-ocr" not in error["models_that_can"]
+
+    claude = anthropic.Anthropic(api_key=gateway.secret, base_url=gateway.url, max_retries=0, timeout=60)
+    with pytest.raises(anthropic.BadRequestError) as info:
+        claude.messages.create(
+            model="local-ocr", max_tokens=50, messages=[{"role": "user", "content": "hello"}]
+        )
+    assert "this request has no image" in info.value.body["error"]["message"]
+
+    assert not Hold.objects.filter(account__organization=gateway.org).exists()
+    assert gateway.records() == []
     assert gateway.balance() == before

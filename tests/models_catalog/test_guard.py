@@ -141,6 +141,21 @@ def test_vision_models_accept_image_chat(resolve):
         guard_check(model=model, needs=IMAGE_CHAT)
 
 
+def test_an_image_only_reader_needs_an_image(resolve):
+    """local-ocr reads images only: text alone is refused, naming text models; with an image
+    (text parts alongside are fine) it passes; it is never suggested for text-only requests."""
+    error = refused(resolve, "local-ocr", TEXT_CHAT)
+    assert error.extra["missing"] == ["image_required"]
+    assert error.message.startswith("local-ocr reads the text in images; this request has no image. ")
+    able = error.extra["models_that_can"]
+    assert able
+    assert all("text" in resolve(m).input_modalities for m in able)
+    guard_check(model=resolve("local-ocr"), needs=IMAGE_CHAT)
+    assert "local-ocr" not in models_that_can(TEXT_CHAT, limit=100)
+    # Models that read text are untouched by the rule.
+    guard_check(model=resolve("gpt-4o"), needs=TEXT_CHAT)
+
+
 def test_deprecated_model_is_served_with_its_replacement_hinted(resolve):
     old = resolve("claude-3-5-sonnet-20241022")
     guard_check(model=old, needs=IMAGE_CHAT)  # still served
