@@ -504,7 +504,9 @@ def main() -> int:
             "litellm": run(
                 [str(LVENV / "python"), "-c", "import importlib.metadata as m;print(m.version('litellm'))"],
                 check=False,
-            ).strip(),
+            ).strip()
+            if (LVENV / "python").exists()
+            else "not installed",
             "kernel": platform.release(),
             "cpu": next(
                 (
@@ -601,7 +603,7 @@ def main() -> int:
                 )
                 sampler.stop_flag = True
                 sampler.join()
-                time.sleep(5)  # settlements are spawned after the last byte
+                time.sleep(5)  # (each stream is settled before its last event; margin for stragglers)
                 counts = result_of(run([PY, "bench/gw_helpers.py", "counts", "--since", since], env=env))
                 audit = run([PY, "manage.py", "billing_audit"], env=env, check=False).strip().splitlines()[-1]
                 billed = sum(

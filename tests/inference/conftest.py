@@ -50,7 +50,8 @@ class Gateway:
         return list(UsageRecord.objects.filter(organization=self.org).order_by("id"))
 
     def wait_settled(self, count: int, timeout: float = 15.0):
-        """Streams settle in a background task: wait until ``count`` records exist."""
+        """Streams settle in a background task (before their end reaches a client that stayed;
+        after it drained the upstream for one that hung up): wait until ``count`` records exist."""
         import time
 
         deadline = time.monotonic() + timeout
@@ -103,8 +104,9 @@ def gateway(catalogue, simulator, gateway_server, make_org, settings):
 
 
 def _wait_for_pumps(timeout: float = 15.0) -> None:
-    """A stream is settled by its pump task after the client has read its last event: let the
-    test's pumps finish before the ledger audit (and the next test) looks at the books."""
+    """A stream is settled by its pump task, which outlives a client that hung up (it drains the
+    upstream first): let the test's pumps finish before the ledger audit (and the next test)
+    looks at the books."""
     import time
 
     from inference.relay import _background
