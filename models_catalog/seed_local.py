@@ -105,3 +105,12 @@ def apply_local_seed(*, AiModel, TaskScore, Price) -> int:
             note=f"local OCR: ${DEFAULT_PRICE_PER_IMAGE_USD} per image ({LOCAL_OCR_TOKENS_PER_IMAGE} tokens)",
         )
     return 1
+
+
+def apply_local_seed_migration(apps, schema_editor) -> None:
+    """``RunPython`` form of :func:`apply_local_seed`, with the historical models of ``apps``."""
+    apply_local_seed(
+        AiModel=apps.get_model("models_catalog", "AiModel"),
+        TaskScore=apps.get_model("models_catalog", "TaskScore"),
+        Price=apps.get_model("models_catalog", "Price"),
+    )

@@ -3,15 +3,7 @@ through the new ``fixed`` image rule; the ``local`` channel source."""
 
 from django.db import migrations, models
 
-
-def load_local_models(apps, schema_editor):
-    from models_catalog.seed_local import apply_local_seed
-
-    apply_local_seed(
-        AiModel=apps.get_model("models_catalog", "AiModel"),
-        TaskScore=apps.get_model("models_catalog", "TaskScore"),
-        Price=apps.get_model("models_catalog", "Price"),
-    )
+from models_catalog.seed_local import apply_local_seed_migration
 
 
 class Migration(migrations.Migration):
@@ -31,5 +23,5 @@ class Migration(migrations.Migration):
             name='source',
             field=models.CharField(choices=[('admin', 'Admin'), ('env', 'Environment'), ('simulator', 'Upstream simulator (demo)'), ('local', 'Local model (in process)')], default='admin', max_length=16),
         ),
-        migrations.RunPython(load_local_models, migrations.RunPython.noop),
+        migrations.RunPython(apply_local_seed_migration, migrations.RunPython.noop),
     ]

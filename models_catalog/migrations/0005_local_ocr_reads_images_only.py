@@ -3,15 +3,7 @@ guard refuses a request without an image before any money moves (the seed, re-ap
 
 from django.db import migrations
 
-
-def reapply_local_seed(apps, schema_editor):
-    from models_catalog.seed_local import apply_local_seed
-
-    apply_local_seed(
-        AiModel=apps.get_model("models_catalog", "AiModel"),
-        TaskScore=apps.get_model("models_catalog", "TaskScore"),
-        Price=apps.get_model("models_catalog", "Price"),
-    )
+from models_catalog.seed_local import apply_local_seed_migration
 
 
 class Migration(migrations.Migration):
@@ -20,5 +12,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(reapply_local_seed, migrations.RunPython.noop),
+        migrations.RunPython(apply_local_seed_migration, migrations.RunPython.noop),
     ]
